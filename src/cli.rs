@@ -1,0 +1,378 @@
+//! The command line: pico-args in, a validated [`Config`] (or help/version) out.
+//!
+//! Parsing is pure: nothing is resolved, bound or logged here, and every failure is a
+//! [`UsageError`] naming the flag, so `main` can print one line and exit with status 2.
+
+use crate::config::{Config, MAX_BUFFER_SIZE, UpstreamSpec};
+use crate::error::UsageError;
+use std::ffi::OsString;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// Text printed by `--help`.
+pub const HELP: &str = "\
+ringproxy - a single-threaded TCP (layer 4) reverse proxy with bounded ring buffers
+
+USAGE:
+    ringproxy --listen ADDR --upstream HOST:PORT [--upstream HOST:PORT ...] [OPTIONS]
+
+REQUIRED:
+    -l, --listen ADDR          address to accept clients on: 127.0.0.1:8080, [::]:8080
+    -u, --upstream HOST:PORT   upstream server; repeat for several (round-robin);
+                               IPv4, [IPv6] or a hostname resolved at start
+
+OPTIONS:
+        --buffer-size SIZE     bytes per direction per connection [default: 16KiB]
+                               (16384, 16k, 16KiB, 1m, 1MiB)
+        --connect-timeout DUR  upstream connect timeout [default: 5s]
+        --idle-timeout DUR     close a connection idle this long [default: 10m]
+                               (500ms, 5s, 2m, 1h, 1d; a bare number is seconds)
+        --max-conns N          most connections at once; at the limit new clients wait
+                               in the listen backlog [default: (descriptor limit - 32) / 2]
+        --backlog N            listen backlog [default: 1024]
+    -v, --verbose              more logs (-v debug: one line per connection; -vv trace)
+    -q, --quiet                fewer logs (-q warnings only; -qq errors only)
+    -h, --help                 print this help
+    -V, --version              print the version
+
+Logs go to stderr; RUST_LOG overrides -v/-q (e.g. RUST_LOG=ringproxy=debug).
+Exit status: 0 stopped by SIGINT/SIGTERM, 1 could not start, 2 bad command line.
+";
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    /// Run the proxy with this configuration and log verbosity.
+    Run { config: Config, verbosity: i32 },
+    /// Print help and exit 0.
+    Help,
+    /// Print the version and exit 0.
+    Version,
+}
+
+fn usage(flag: &str, expected: &str, got: Option<&str>) -> UsageError {
+    UsageError {
+        flag: flag.to_string(),
+        expected: expected.to_string(),
+        got: got.map(str::to_string),
+    }
+}
+
+/// Reads the value of `flag` as a string, mapping pico-args errors to a [`UsageError`].
+fn opt_string(
+    args: &mut pico_args::Arguments,
+    keys: impl Into<pico_args::Keys>,
+    flag: &str,
+    expected: &str,
+) -> Result<Option<String>, UsageError> {
+    args.opt_value_from_os_str(keys, |s: &std::ffi::OsStr| {
+        s.to_str().map(str::to_string).ok_or("not valid UTF-8")
+    })
+    .map_err(|_| usage(flag, expected, None))
+}
+
+/// Parses `args` (without the program name).
+pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
+    let mut args = pico_args::Arguments::from_vec(args);
+    if args.contains(["-h", "--help"]) {
+        return Ok(Command::Help);
+    }
+    if args.contains(["-V", "--version"]) {
+        return Ok(Command::Version);
+    }
+    let mut verbosity = 0;
+    while args.contains(["-v", "--verbose"]) {
+        verbosity += 1;
+    }
+    while args.contains(["-q", "--quiet"]) {
+        verbosity -= 1;
+    }
+
+    const LISTEN: &str = "an address such as 127.0.0.1:8080 or [::]:8080";
+    const UPSTREAM: &str = "HOST:PORT, e.g. 127.0.0.1:8078, [::1]:8078 or backend.local:80";
+    const SIZE: &str = "a size such as 16384, 16k, 16KiB, 1m or 1MiB, from 1 byte to 256MiB";
+    const DURATION: &str = "a duration such as 500ms, 5s, 2m or 1h, above 0 and at most 30d";
+    const COUNT: &str = "a whole number from 1 to 16777216";
+    const BACKLOG: &str = "a whole number from 1 to 65535";
+
+    let listen = opt_string(&mut args, ["-l", "--listen"], "--listen", LISTEN)?
+        .ok_or_else(|| usage("--listen", LISTEN, None))?;
+    let listen: SocketAddr = listen
+        .parse()
+        .map_err(|_| usage("--listen", LISTEN, Some(&listen)))?;
+
+    let mut upstreams = Vec::new();
+    while let Some(u) = opt_string(&mut args, ["-u", "--upstream"], "--upstream", UPSTREAM)? {
+        if !is_host_port(&u) {
+            return Err(usage("--upstream", UPSTREAM, Some(&u)));
+        }
+        upstreams.push(UpstreamSpec { addr: u });
+    }
+    if upstreams.is_empty() {
+        return Err(usage("--upstream", UPSTREAM, None));
+    }
+
+    let mut config = Config::new(listen, upstreams);
+    if let Some(s) = opt_string(&mut args, "--buffer-size", "--buffer-size", SIZE)? {
+        config.buffer_size = parse_size(&s)
+            .filter(|n| (1..=MAX_BUFFER_SIZE).contains(n))
+            .ok_or_else(|| usage("--buffer-size", SIZE, Some(&s)))?;
+    }
+    if let Some(s) = opt_string(
+        &mut args,
+        "--connect-timeout",
+        "--connect-timeout",
+        DURATION,
+    )? {
+        config.connect_timeout =
+            parse_duration(&s).ok_or_else(|| usage("--connect-timeout", DURATION, Some(&s)))?;
+    }
+    if let Some(s) = opt_string(&mut args, "--idle-timeout", "--idle-timeout", DURATION)? {
+        config.idle_timeout =
+            parse_duration(&s).ok_or_else(|| usage("--idle-timeout", DURATION, Some(&s)))?;
+    }
+    if let Some(s) = opt_string(&mut args, "--max-conns", "--max-conns", COUNT)? {
+        let n = s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1 << 24).contains(n))
+            .ok_or_else(|| usage("--max-conns", COUNT, Some(&s)))?;
+        config.max_conns = Some(n);
+    }
+    if let Some(s) = opt_string(&mut args, "--backlog", "--backlog", BACKLOG)? {
+        config.backlog = s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=65535).contains(n))
+            .ok_or_else(|| usage("--backlog", BACKLOG, Some(&s)))?;
+    }
+
+    let rest = args.finish();
+    if let Some(first) = rest.first() {
+        let text = first.to_string_lossy();
+        return Err(usage(&text, "a known option (see --help)", None));
+    }
+    Ok(Command::Run { config, verbosity })
+}
+
+/// True for `host:port` where host is a name, an IPv4 address or a bracketed IPv6 address,
+/// and port is 1..=65535.
+fn is_host_port(s: &str) -> bool {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        inner
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<Ipv6Addr>().is_ok())
+    } else {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+    };
+    port_ok && host_ok
+}
+
+/// Parses a byte size: a whole number with an optional binary suffix (`k`, `KiB`, `KB`, `m`,
+/// `MiB`, `MB`, `g`, `GiB`, `GB`; all multiples of 1024, as nginx reads them). `None` on
+/// malformed input or overflow.
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, suffix) = s.split_at(split);
+    let number: usize = digits.parse().ok()?;
+    let multiplier: usize = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+/// Parses a duration: a whole number with a unit `ms`, `s`, `m`, `h` or `d` (a bare number is
+/// seconds, as in nginx). Zero and anything above 30 days are rejected (`None`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let number: u64 = digits.parse().ok()?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    let millis = number.checked_mul(millis_per_unit)?;
+    (1..=30 * 86_400_000)
+        .contains(&millis)
+        .then(|| Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Command, UsageError> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    fn config(args: &[&str]) -> Config {
+        match run(args) {
+            Ok(Command::Run { config, .. }) => config,
+            other => panic!("expected a run command, got {other:?}"),
+        }
+    }
+
+    fn error_flag(args: &[&str]) -> String {
+        run(args).expect_err("expected a usage error").flag
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16384"), Some(16384));
+        assert_eq!(parse_size("16k"), Some(16384));
+        assert_eq!(parse_size("16KiB"), Some(16384));
+        assert_eq!(parse_size("1m"), Some(1 << 20));
+        assert_eq!(parse_size("1MiB"), Some(1 << 20));
+        assert_eq!(parse_size("2g"), Some(2 << 30));
+        assert_eq!(parse_size("k"), None);
+        assert_eq!(parse_size("1.5k"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("16 KiB"), None);
+        assert_eq!(parse_size("99999999999999999999"), None);
+        assert_eq!(parse_size("18446744073709551615k"), None);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("31d"), None);
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("99999999999999999999h"), None);
+    }
+
+    #[test]
+    fn host_ports() {
+        for ok in [
+            "127.0.0.1:80",
+            "[::1]:8078",
+            "localhost:80",
+            "backend-1.internal:65535",
+        ] {
+            assert!(is_host_port(ok), "{ok}");
+        }
+        for bad in [
+            "127.0.0.1",
+            ":80",
+            "::1:80",
+            "[::1:80",
+            "host:0",
+            "host:70000",
+            "a b:80",
+        ] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn minimal_command_line_uses_defaults() {
+        let c = config(&["-l", "127.0.0.1:8080", "-u", "127.0.0.1:8078"]);
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            c.upstreams,
+            vec![UpstreamSpec {
+                addr: "127.0.0.1:8078".into()
+            }]
+        );
+        assert_eq!(c.buffer_size, 16384);
+        assert_eq!(c.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.idle_timeout, Duration::from_secs(600));
+        assert_eq!(c.max_conns, None);
+        assert_eq!(c.backlog, 1024);
+    }
+
+    #[test]
+    fn every_flag_is_read() {
+        let c = config(&[
+            "--listen",
+            "[::1]:9000",
+            "--upstream",
+            "a:1",
+            "-u",
+            "[::1]:2",
+            "--buffer-size",
+            "1MiB",
+            "--connect-timeout",
+            "250ms",
+            "--idle-timeout",
+            "1h",
+            "--max-conns",
+            "10",
+            "--backlog",
+            "16",
+        ]);
+        assert_eq!(c.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!(c.upstreams.len(), 2);
+        assert_eq!(c.buffer_size, 1 << 20);
+        assert_eq!(c.connect_timeout, Duration::from_millis(250));
+        assert_eq!(c.idle_timeout, Duration::from_secs(3600));
+        assert_eq!(c.max_conns, Some(10));
+        assert_eq!(c.backlog, 16);
+    }
+
+    #[test]
+    fn verbosity_counts() {
+        match run(&["-vv", "-l", "127.0.0.1:1", "-u", "h:1"]) {
+            Ok(Command::Run { verbosity, .. }) => assert_eq!(verbosity, 2),
+            other => panic!("{other:?}"),
+        }
+        match run(&["-q", "-l", "127.0.0.1:1", "-u", "h:1"]) {
+            Ok(Command::Run { verbosity, .. }) => assert_eq!(verbosity, -1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert!(matches!(run(&["--help"]), Ok(Command::Help)));
+        assert!(matches!(run(&["-V"]), Ok(Command::Version)));
+    }
+
+    #[test]
+    fn bad_values_name_their_flag() {
+        let base = ["-l", "127.0.0.1:1", "-u", "h:1"];
+        let with = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            error_flag(&v)
+        };
+        assert_eq!(error_flag(&["-u", "h:1"]), "--listen");
+        assert_eq!(error_flag(&["-l", "127.0.0.1:1"]), "--upstream");
+        assert_eq!(error_flag(&["-l", "localhost:80", "-u", "h:1"]), "--listen");
+        assert_eq!(
+            error_flag(&["-l", "127.0.0.1:1", "-u", "nope"]),
+            "--upstream"
+        );
+        assert_eq!(with(&["--buffer-size", "0"]), "--buffer-size");
+        assert_eq!(with(&["--buffer-size", "1g"]), "--buffer-size");
+        assert_eq!(with(&["--connect-timeout", "0"]), "--connect-timeout");
+        assert_eq!(with(&["--idle-timeout", "forever"]), "--idle-timeout");
+        assert_eq!(with(&["--max-conns", "0"]), "--max-conns");
+        assert_eq!(with(&["--backlog", "70000"]), "--backlog");
+        assert_eq!(with(&["--buffer-size"]), "--buffer-size");
+        assert_eq!(with(&["--frobnicate"]), "--frobnicate");
+    }
+}

@@ -1,0 +1,61 @@
+//! Non-blocking upstream connects and their completion check, as mio's documentation
+//! prescribes: start with `connect` (EINPROGRESS expected), wait for a writable event, then
+//! `take_error` followed by `peer_addr` decide whether the socket is connected.
+
+use mio::net::TcpStream;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+
+/// Outcome of checking a connecting socket after an event.
+#[derive(Debug)]
+pub enum ConnectCheck {
+    /// Not finished yet (the event was spurious or early).
+    Pending,
+    /// Connected; the socket can carry data.
+    Connected,
+    /// The attempt failed (refused, unreachable, ...).
+    Failed(io::Error),
+}
+
+/// Opens a non-blocking TCP socket with `TCP_NODELAY` and starts connecting it to `addr`.
+/// An error here (e.g. `EADDRNOTAVAIL` when local ports run out, `EMFILE`) means the attempt
+/// failed at once.
+pub fn start(addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if in_progress(&e) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// `EINPROGRESS` (or `EWOULDBLOCK`, which mio documents for a full routing cache): the connect
+/// goes on in the background.
+fn in_progress(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// Checks whether a connecting socket has finished (mio steps 4 and 5).
+pub fn check(stream: &TcpStream) -> ConnectCheck {
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        Ok(_) => ConnectCheck::Connected,
+        Err(e) if e.kind() == io::ErrorKind::NotConnected || in_progress(&e) => {
+            ConnectCheck::Pending
+        }
+        Err(e) => ConnectCheck::Failed(e),
+    }
+}
+
+/// Makes the next close of `stream` send RST instead of FIN (SO_LINGER 0), so a peer learns
+/// that its stream was cut rather than finished.
+pub fn set_reset_on_close(stream: &TcpStream) {
+    let _ = SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
+}

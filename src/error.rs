@@ -1,0 +1,109 @@
+//! Errors that end the program, and why a pair ended (which is not an error).
+//!
+//! `UsageError` maps to exit status 2, `StartError` to exit status 1. Both print as one line.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+/// A bad command line: which flag, what was expected, what was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError {
+    /// The flag at fault (or the bare argument).
+    pub flag: String,
+    /// What the flag accepts, in words.
+    pub expected: String,
+    /// What the user gave, if anything.
+    pub got: Option<String>,
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.got {
+            Some(got) => write!(
+                f,
+                "{}: expected {}, got '{}'",
+                self.flag, self.expected, got
+            ),
+            None => write!(f, "{}: expected {}", self.flag, self.expected),
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Why the proxy could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The listen address could not be bound (in use, not local, no permission).
+    Bind { addr: SocketAddr, source: io::Error },
+    /// An upstream name did not resolve to any address.
+    Resolve { host: String, source: io::Error },
+    /// Creating the poller, registering a source or installing signal handlers failed.
+    Setup {
+        what: &'static str,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::Resolve { host, source } => {
+                write!(f, "cannot resolve upstream {host}: {source}")
+            }
+            StartError::Setup { what, source } => write!(f, "cannot {what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Bind { source, .. }
+            | StartError::Resolve { source, .. }
+            | StartError::Setup { source, .. } => Some(source),
+        }
+    }
+}
+
+/// How a pair ended; logged per connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both directions finished; the client sent its FIN first.
+    ClientClosed,
+    /// Both directions finished; the upstream sent its FIN first.
+    UpstreamClosed,
+    /// The client reset the connection or a write to it failed.
+    ClientReset,
+    /// The upstream reset the connection or a write to it failed.
+    UpstreamReset,
+    /// No byte moved for the idle timeout.
+    IdleTimeout,
+    /// Every upstream tried refused, failed or timed out.
+    ConnectFailed,
+    /// The proxy was stopped.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// A short stable name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ClientClosed => "client-closed",
+            CloseReason::UpstreamClosed => "upstream-closed",
+            CloseReason::ClientReset => "client-reset",
+            CloseReason::UpstreamReset => "upstream-reset",
+            CloseReason::IdleTimeout => "idle-timeout",
+            CloseReason::ConnectFailed => "connect-failed",
+            CloseReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,295 @@
+//! Edge-triggered pumps between a socket and a [`Ring`].
+//!
+//! [`fill_from`] reads until the ring is full or the reader would block; [`drain_into`]
+//! writes until the ring is empty or the writer would block. Both retry `Interrupted`, never
+//! read into an empty slice (so `Ok(0)` always means end of stream) and report how they
+//! stopped as a [`Stop`], never as an error, so callers decide with one `match`.
+
+use crate::ring::Ring;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+
+/// Why a pump stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The socket has no more to give or take now; wait for its next readiness event.
+    WouldBlock,
+    /// The reader reached end of stream (the peer sent FIN).
+    Eof,
+    /// The ring has no free space (reading) — backpressure.
+    Full,
+    /// The ring has no data left (writing).
+    Empty,
+    /// The peer reset the connection or the pipe broke.
+    Reset,
+    /// Any other I/O error.
+    Failed(io::ErrorKind),
+}
+
+/// How many bytes a pump moved and why it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes moved by this call.
+    pub moved: usize,
+    /// Why the pump stopped.
+    pub stop: Stop,
+}
+
+/// Classifies an I/O error that is not `WouldBlock` or `Interrupted`.
+pub fn classify(err: &io::Error) -> Stop {
+    match err.kind() {
+        io::ErrorKind::WouldBlock => Stop::WouldBlock,
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::NotConnected => Stop::Reset,
+        kind => Stop::Failed(kind),
+    }
+}
+
+/// Reads from `reader` into the ring's free space until the ring is full, the reader would
+/// block, reaches end of stream or fails.
+pub fn fill_from<R: Read>(ring: &mut Ring, mut reader: R) -> Progress {
+    let mut moved = 0;
+    loop {
+        if ring.is_full() {
+            return Progress {
+                moved,
+                stop: Stop::Full,
+            };
+        }
+        let result = {
+            let (a, b) = ring.unfilled();
+            if b.is_empty() {
+                reader.read(a)
+            } else {
+                reader.read_vectored(&mut [IoSliceMut::new(a), IoSliceMut::new(b)])
+            }
+        };
+        match result {
+            Ok(0) => {
+                return Progress {
+                    moved,
+                    stop: Stop::Eof,
+                };
+            }
+            Ok(n) => {
+                ring.commit(n);
+                moved += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Progress {
+                    moved,
+                    stop: classify(&e),
+                };
+            }
+        }
+    }
+}
+
+/// Writes the ring's filled bytes into `writer` until the ring is empty, the writer would
+/// block or fails.
+pub fn drain_into<W: Write>(ring: &mut Ring, mut writer: W) -> Progress {
+    let mut moved = 0;
+    loop {
+        if ring.is_empty() {
+            return Progress {
+                moved,
+                stop: Stop::Empty,
+            };
+        }
+        let result = {
+            let (a, b) = ring.filled();
+            if b.is_empty() {
+                writer.write(a)
+            } else {
+                writer.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+            }
+        };
+        match result {
+            Ok(0) => {
+                return Progress {
+                    moved,
+                    stop: Stop::Failed(io::ErrorKind::WriteZero),
+                };
+            }
+            Ok(n) => {
+                ring.consume(n);
+                moved += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Progress {
+                    moved,
+                    stop: classify(&e),
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// One scripted outcome of a read or write call.
+    enum Step {
+        Data(&'static [u8]),
+        Accept(usize),
+        Fail(io::ErrorKind),
+        Eof,
+    }
+
+    /// A fake socket that plays a script; an exhausted script means `WouldBlock`.
+    struct Scripted {
+        steps: VecDeque<Step>,
+        written: Vec<u8>,
+    }
+
+    impl Scripted {
+        fn new(steps: Vec<Step>) -> Scripted {
+            Scripted {
+                steps: steps.into(),
+                written: Vec::new(),
+            }
+        }
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            assert!(!buf.is_empty(), "pumps must never read into an empty slice");
+            match self.steps.pop_front() {
+                Some(Step::Data(d)) => {
+                    let n = d.len().min(buf.len());
+                    buf[..n].copy_from_slice(&d[..n]);
+                    Ok(n)
+                }
+                Some(Step::Eof) => Ok(0),
+                Some(Step::Fail(kind)) => Err(kind.into()),
+                Some(Step::Accept(_)) => unreachable!("write step in a read script"),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            match self.steps.pop_front() {
+                Some(Step::Accept(n)) => {
+                    let n = n.min(buf.len());
+                    self.written.extend_from_slice(&buf[..n]);
+                    Ok(n)
+                }
+                Some(Step::Fail(kind)) => Err(kind.into()),
+                Some(_) => unreachable!("read step in a write script"),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn fill_reads_until_would_block_and_retries_interrupted() {
+        let mut ring = Ring::with_capacity(16);
+        let mut src = Scripted::new(vec![
+            Step::Data(b"abc"),
+            Step::Fail(io::ErrorKind::Interrupted),
+            Step::Data(b"de"),
+        ]);
+        let p = fill_from(&mut ring, &mut src);
+        assert_eq!(
+            p,
+            Progress {
+                moved: 5,
+                stop: Stop::WouldBlock
+            }
+        );
+        assert_eq!(ring.filled().0, b"abcde");
+    }
+
+    #[test]
+    fn fill_stops_at_full_without_reading_into_nothing() {
+        let mut ring = Ring::with_capacity(4);
+        let mut src = Scripted::new(vec![Step::Data(b"abcdef"), Step::Eof]);
+        let p = fill_from(&mut ring, &mut src);
+        assert_eq!(
+            p,
+            Progress {
+                moved: 4,
+                stop: Stop::Full
+            }
+        );
+        assert_eq!(src.steps.len(), 1, "EOF must still be pending");
+    }
+
+    #[test]
+    fn fill_reports_eof_and_reset() {
+        let mut ring = Ring::with_capacity(4);
+        let p = fill_from(&mut ring, Scripted::new(vec![Step::Data(b"a"), Step::Eof]));
+        assert_eq!(
+            p,
+            Progress {
+                moved: 1,
+                stop: Stop::Eof
+            }
+        );
+        let p = fill_from(
+            &mut ring,
+            Scripted::new(vec![Step::Fail(io::ErrorKind::ConnectionReset)]),
+        );
+        assert_eq!(p.stop, Stop::Reset);
+        let p = fill_from(
+            &mut ring,
+            Scripted::new(vec![Step::Fail(io::ErrorKind::TimedOut)]),
+        );
+        assert_eq!(p.stop, Stop::Failed(io::ErrorKind::TimedOut));
+    }
+
+    #[test]
+    fn drain_handles_partial_writes_then_would_block() {
+        let mut ring = Ring::with_capacity(8);
+        ring.push_slice(b"abcdefgh");
+        let mut dst = Scripted::new(vec![Step::Accept(3), Step::Accept(2)]);
+        let p = drain_into(&mut ring, &mut dst);
+        assert_eq!(
+            p,
+            Progress {
+                moved: 5,
+                stop: Stop::WouldBlock
+            }
+        );
+        assert_eq!(dst.written, b"abcde");
+        assert_eq!(ring.len(), 3);
+        let mut dst = Scripted::new(vec![Step::Accept(8)]);
+        let p = drain_into(&mut ring, &mut dst);
+        assert_eq!(
+            p,
+            Progress {
+                moved: 3,
+                stop: Stop::Empty
+            }
+        );
+        assert_eq!(dst.written, b"fgh");
+    }
+
+    #[test]
+    fn drain_reports_broken_pipe_as_reset() {
+        let mut ring = Ring::with_capacity(8);
+        ring.push_slice(b"ab");
+        let p = drain_into(
+            &mut ring,
+            Scripted::new(vec![Step::Fail(io::ErrorKind::BrokenPipe)]),
+        );
+        assert_eq!(
+            p,
+            Progress {
+                moved: 0,
+                stop: Stop::Reset
+            }
+        );
+        assert_eq!(ring.len(), 2);
+    }
+}

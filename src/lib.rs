@@ -1,0 +1,26 @@
+//! ringproxy: a single-threaded Layer-4 (TCP) reverse proxy with bounded ring buffers.
+//!
+//! A tour, outside in:
+//! - [`proxy`] owns one `mio::Poll` (edge-triggered), the listeners, a `Slab` of pairs, the
+//!   [`timers`] and the upstream [`upstream::Pool`]. Each turn: poll, dispatch, fire timers,
+//!   accept while below `max_conns`.
+//! - [`pair`] is one client and its upstream, with one [`ring::Ring`] per direction. A full
+//!   ring stops reads from its source (backpressure), so memory per connection is bounded by
+//!   twice the buffer size. FINs are passed on once a ring drains (half-close).
+//! - [`io`] holds the read/write pumps (vectored across the ring's wrap); [`connect`] the
+//!   non-blocking connect; [`balance`] picks servers; [`token`] maps mio tokens to pairs.
+//! - [`cli`] and [`config`] turn a command line into validated settings; [`error`] holds the
+//!   start/usage errors and the reasons a pair closes.
+
+pub mod balance;
+pub mod cli;
+pub mod config;
+pub mod connect;
+pub mod error;
+pub mod io;
+pub mod pair;
+pub mod proxy;
+pub mod ring;
+pub mod timers;
+pub mod token;
+pub mod upstream;

@@ -1,0 +1,266 @@
+//! A fixed-capacity byte ring: the buffer for one direction of a proxied pair.
+//!
+//! Pure data structure (no sockets, no allocation after construction). Invariant:
+//! `len <= capacity`, and bytes come out in exactly the order they went in. Readers fill
+//! [`Ring::unfilled`] and call [`Ring::commit`]; writers send [`Ring::filled`] and call
+//! [`Ring::consume`]. Both hand out at most two slices, so a socket can read or write the
+//! whole free or filled space with one vectored call.
+
+/// A byte ring buffer of fixed capacity.
+///
+/// The filled region starts at `head` and is `len` bytes long, wrapping at the end of the
+/// storage. When the ring becomes empty, `head` returns to 0 so that the next read gets the
+/// whole storage as one contiguous slice.
+#[derive(Debug)]
+pub struct Ring {
+    buf: Box<[u8]>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    /// A ring that holds at most `capacity` bytes. `capacity` must be at least 1.
+    pub fn with_capacity(capacity: usize) -> Ring {
+        debug_assert!(capacity > 0, "a ring needs room for at least one byte");
+        Ring {
+            buf: vec![0; capacity].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Maximum number of bytes the ring holds.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Number of bytes waiting to be written out.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no byte is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when no byte more can be read in.
+    pub fn is_full(&self) -> bool {
+        self.len == self.buf.len()
+    }
+
+    /// The waiting bytes, oldest first, as up to two slices (the second is empty unless the
+    /// filled region wraps).
+    pub fn filled(&self) -> (&[u8], &[u8]) {
+        let cap = self.buf.len();
+        let end = self.head + self.len;
+        if end <= cap {
+            (&self.buf[self.head..end], &[])
+        } else {
+            let (wrapped, tail) = self.buf.split_at(self.head);
+            (tail, &wrapped[..end - cap])
+        }
+    }
+
+    /// The free space, in the order it will be filled, as up to two slices.
+    pub fn unfilled(&mut self) -> (&mut [u8], &mut [u8]) {
+        let cap = self.buf.len();
+        let tail = self.head + self.len;
+        if tail >= cap {
+            // The filled region wraps (or ends exactly at the end): free space is one run.
+            let start = tail - cap;
+            (&mut self.buf[start..self.head], &mut [])
+        } else {
+            let (front, back) = self.buf.split_at_mut(tail);
+            (back, &mut front[..self.head])
+        }
+    }
+
+    /// Marks `n` bytes of [`Ring::unfilled`] as filled. `n` must not exceed the free space.
+    pub fn commit(&mut self, n: usize) {
+        debug_assert!(n <= self.buf.len() - self.len, "commit past free space");
+        self.len = (self.len + n).min(self.buf.len());
+    }
+
+    /// Drops the `n` oldest bytes after they were written out. `n` must not exceed `len`.
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len, "consume past filled data");
+        let n = n.min(self.len);
+        self.len -= n;
+        self.head = if self.len == 0 {
+            0
+        } else {
+            (self.head + n) % self.buf.len()
+        };
+    }
+
+    /// Copies as much of `data` as fits into the ring; returns how many bytes were taken.
+    pub fn push_slice(&mut self, data: &[u8]) -> usize {
+        let (a, b) = self.unfilled();
+        let first = data.len().min(a.len());
+        a[..first].copy_from_slice(&data[..first]);
+        let second = (data.len() - first).min(b.len());
+        b[..second].copy_from_slice(&data[first..first + second]);
+        self.commit(first + second);
+        first + second
+    }
+
+    /// Copies up to `out.len()` of the oldest bytes into `out` and consumes them; returns the
+    /// count.
+    pub fn pop_slice(&mut self, out: &mut [u8]) -> usize {
+        let (a, b) = self.filled();
+        let first = out.len().min(a.len());
+        out[..first].copy_from_slice(&a[..first]);
+        let second = (out.len() - first).min(b.len());
+        out[first..first + second].copy_from_slice(&b[..second]);
+        self.consume(first + second);
+        first + second
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    fn contents(ring: &Ring) -> Vec<u8> {
+        let (a, b) = ring.filled();
+        [a, b].concat()
+    }
+
+    #[test]
+    fn new_ring_is_empty_with_one_free_run() {
+        let mut ring = Ring::with_capacity(8);
+        assert!(ring.is_empty());
+        assert!(!ring.is_full());
+        let (a, b) = ring.unfilled();
+        assert_eq!((a.len(), b.len()), (8, 0));
+        assert_eq!(ring.filled(), (&[][..], &[][..]));
+    }
+
+    #[test]
+    fn fill_to_full_then_drain_to_empty() {
+        let mut ring = Ring::with_capacity(4);
+        assert_eq!(ring.push_slice(b"abcdef"), 4);
+        assert!(ring.is_full());
+        let (a, b) = ring.unfilled();
+        assert_eq!((a.len(), b.len()), (0, 0));
+        let mut out = [0; 8];
+        assert_eq!(ring.pop_slice(&mut out), 4);
+        assert_eq!(&out[..4], b"abcd");
+        assert!(ring.is_empty());
+    }
+
+    #[test]
+    fn wrap_around_gives_two_slices_in_order() {
+        let mut ring = Ring::with_capacity(8);
+        ring.push_slice(b"abcdef");
+        ring.consume(4);
+        assert_eq!(contents(&ring), b"ef");
+        {
+            let (a, b) = ring.unfilled();
+            assert_eq!((a.len(), b.len()), (2, 4));
+        }
+        assert_eq!(ring.push_slice(b"ghijk"), 5);
+        let (a, b) = ring.filled();
+        assert_eq!((a, b), (&b"efgh"[..], &b"ijk"[..]));
+        assert_eq!(ring.push_slice(b"lmn"), 1);
+        assert!(ring.is_full());
+        assert_eq!(contents(&ring), b"efghijkl");
+    }
+
+    #[test]
+    fn full_ring_that_wraps_has_no_free_space() {
+        let mut ring = Ring::with_capacity(4);
+        ring.push_slice(b"ab");
+        ring.consume(1);
+        ring.push_slice(b"cde");
+        assert!(ring.is_full());
+        let (a, b) = ring.unfilled();
+        assert_eq!((a.len(), b.len()), (0, 0));
+        assert_eq!(contents(&ring), b"bcde");
+    }
+
+    #[test]
+    fn partial_commit_and_consume() {
+        let mut ring = Ring::with_capacity(8);
+        {
+            let (a, _) = ring.unfilled();
+            a[..3].copy_from_slice(b"xyz");
+        }
+        ring.commit(3);
+        assert_eq!(contents(&ring), b"xyz");
+        ring.consume(1);
+        assert_eq!(contents(&ring), b"yz");
+        ring.consume(2);
+        assert!(ring.is_empty());
+    }
+
+    #[test]
+    fn draining_to_empty_resets_to_one_contiguous_run() {
+        let mut ring = Ring::with_capacity(8);
+        ring.push_slice(b"abcde");
+        ring.consume(5);
+        let (a, b) = ring.unfilled();
+        assert_eq!((a.len(), b.len()), (8, 0));
+    }
+
+    #[test]
+    fn one_byte_ring_works() {
+        let mut ring = Ring::with_capacity(1);
+        for byte in 0..10u8 {
+            assert_eq!(ring.push_slice(&[byte, byte]), 1);
+            let mut out = [0; 2];
+            assert_eq!(ring.pop_slice(&mut out), 1);
+            assert_eq!(out[0], byte);
+        }
+    }
+
+    /// xorshift64*: a fixed-seed generator, so the model test is deterministic.
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    #[test]
+    fn matches_vecdeque_model_over_random_operations() {
+        for capacity in [1, 2, 3, 7, 16, 100] {
+            let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ capacity as u64);
+            let mut ring = Ring::with_capacity(capacity);
+            let mut model: VecDeque<u8> = VecDeque::new();
+            let mut next_byte = 0u8;
+            for _ in 0..20_000 {
+                let amount = (rng.next() % (capacity as u64 + 2)) as usize;
+                if rng.next().is_multiple_of(2) {
+                    let data: Vec<u8> = (0..amount)
+                        .map(|_| {
+                            next_byte = next_byte.wrapping_add(1);
+                            next_byte
+                        })
+                        .collect();
+                    let taken = ring.push_slice(&data);
+                    assert_eq!(taken, amount.min(capacity - model.len()));
+                    model.extend(&data[..taken]);
+                } else {
+                    let mut out = vec![0; amount];
+                    let got = ring.pop_slice(&mut out);
+                    let expected: Vec<u8> = model.drain(..amount.min(model.len())).collect();
+                    assert_eq!(&out[..got], &expected[..]);
+                }
+                assert_eq!(ring.len(), model.len());
+                assert_eq!(ring.is_full(), model.len() == capacity);
+                assert_eq!(contents(&ring), model.iter().copied().collect::<Vec<u8>>());
+                let free = {
+                    let (a, b) = ring.unfilled();
+                    a.len() + b.len()
+                };
+                assert_eq!(free, capacity - model.len());
+            }
+        }
+    }
+}

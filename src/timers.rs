@@ -1,0 +1,93 @@
+//! Deadlines for one loop: a min-heap with lazy cancellation.
+//!
+//! Entries are never removed early; the owner recognises a stale entry when it pops (for
+//! example because the pair it names is gone or has moved to another attempt) and ignores
+//! it. Time is always passed in as `now`, so the heap is deterministic under test.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+/// A heap of `(deadline, event)` entries, earliest first.
+#[derive(Debug)]
+pub struct Timers<T: Ord> {
+    heap: BinaryHeap<Reverse<(Instant, T)>>,
+}
+
+impl<T: Ord> Default for Timers<T> {
+    fn default() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+        }
+    }
+}
+
+impl<T: Ord> Timers<T> {
+    /// Schedules `event` to fire at `at`.
+    pub fn schedule(&mut self, at: Instant, event: T) {
+        self.heap.push(Reverse((at, event)));
+    }
+
+    /// The earliest deadline, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// How long a poll may sleep from `now` before the earliest deadline (`None`: forever).
+    pub fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        self.next_deadline()
+            .map(|at| at.saturating_duration_since(now))
+    }
+
+    /// Removes and returns one event whose deadline is at or before `now`.
+    pub fn pop_expired(&mut self, now: Instant) -> Option<T> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, e))| e),
+            _ => None,
+        }
+    }
+
+    /// Number of entries, stale ones included.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// True when no entry is scheduled.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fires_in_deadline_order_and_only_when_due() {
+        let base = Instant::now();
+        let mut timers = Timers::default();
+        timers.schedule(base + Duration::from_secs(3), 'c');
+        timers.schedule(base + Duration::from_secs(1), 'a');
+        timers.schedule(base + Duration::from_secs(2), 'b');
+        assert_eq!(timers.poll_timeout(base), Some(Duration::from_secs(1)));
+        assert_eq!(timers.pop_expired(base), None);
+        let later = base + Duration::from_secs(2);
+        assert_eq!(timers.pop_expired(later), Some('a'));
+        assert_eq!(timers.pop_expired(later), Some('b'));
+        assert_eq!(timers.pop_expired(later), None);
+        assert_eq!(timers.poll_timeout(later), Some(Duration::from_secs(1)));
+        assert_eq!(timers.len(), 1);
+    }
+
+    #[test]
+    fn overdue_deadline_gives_zero_timeout() {
+        let base = Instant::now();
+        let mut timers = Timers::default();
+        assert_eq!(timers.poll_timeout(base), None);
+        timers.schedule(base, 1u8);
+        assert_eq!(
+            timers.poll_timeout(base + Duration::from_secs(1)),
+            Some(Duration::ZERO)
+        );
+    }
+}
