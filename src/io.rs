@@ -13,6 +13,11 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 pub enum Stop {
     /// The socket has no more to give or take now; wait for its next readiness event.
     WouldBlock,
+    /// A short read or write: the socket's receive queue was emptied (or its send buffer
+    /// filled) by this call. Edge-triggered epoll reports any later change as a new event, so
+    /// the caller may wait as for `WouldBlock` and save the syscall that would return it —
+    /// except that a FIN already queued is only announced by the event's read-closed hint.
+    Drained,
     /// The reader reached end of stream (the peer sent FIN).
     Eof,
     /// The ring has no free space (reading) — backpressure.
@@ -57,13 +62,15 @@ pub fn fill_from<R: Read>(ring: &mut Ring, mut reader: R) -> Progress {
                 stop: Stop::Full,
             };
         }
-        let result = {
+        let (result, requested) = {
             let (a, b) = ring.unfilled();
-            if b.is_empty() {
+            let requested = a.len() + b.len();
+            let result = if b.is_empty() {
                 reader.read(a)
             } else {
                 reader.read_vectored(&mut [IoSliceMut::new(a), IoSliceMut::new(b)])
-            }
+            };
+            (result, requested)
         };
         match result {
             Ok(0) => {
@@ -75,6 +82,12 @@ pub fn fill_from<R: Read>(ring: &mut Ring, mut reader: R) -> Progress {
             Ok(n) => {
                 ring.commit(n);
                 moved += n;
+                if n < requested {
+                    return Progress {
+                        moved,
+                        stop: Stop::Drained,
+                    };
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
@@ -98,13 +111,14 @@ pub fn drain_into<W: Write>(ring: &mut Ring, mut writer: W) -> Progress {
                 stop: Stop::Empty,
             };
         }
-        let result = {
+        let (result, requested) = {
             let (a, b) = ring.filled();
-            if b.is_empty() {
+            let result = if b.is_empty() {
                 writer.write(a)
             } else {
                 writer.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
-            }
+            };
+            (result, a.len() + b.len())
         };
         match result {
             Ok(0) => {
@@ -116,6 +130,12 @@ pub fn drain_into<W: Write>(ring: &mut Ring, mut writer: W) -> Progress {
             Ok(n) => {
                 ring.consume(n);
                 moved += n;
+                if n < requested {
+                    return Progress {
+                        moved,
+                        stop: Stop::Drained,
+                    };
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
@@ -191,21 +211,23 @@ mod tests {
         }
     }
 
+    fn progress(moved: usize, stop: Stop) -> Progress {
+        Progress { moved, stop }
+    }
+
     #[test]
-    fn fill_reads_until_would_block_and_retries_interrupted() {
+    fn short_reads_end_the_pump_and_interrupted_is_retried() {
         let mut ring = Ring::with_capacity(16);
         let mut src = Scripted::new(vec![
             Step::Data(b"abc"),
             Step::Fail(io::ErrorKind::Interrupted),
             Step::Data(b"de"),
         ]);
-        let p = fill_from(&mut ring, &mut src);
+        assert_eq!(fill_from(&mut ring, &mut src), progress(3, Stop::Drained));
+        assert_eq!(fill_from(&mut ring, &mut src), progress(2, Stop::Drained));
         assert_eq!(
-            p,
-            Progress {
-                moved: 5,
-                stop: Stop::WouldBlock
-            }
+            fill_from(&mut ring, &mut src),
+            progress(0, Stop::WouldBlock)
         );
         assert_eq!(ring.filled().0, b"abcde");
     }
@@ -214,38 +236,22 @@ mod tests {
     fn fill_stops_at_full_without_reading_into_nothing() {
         let mut ring = Ring::with_capacity(4);
         let mut src = Scripted::new(vec![Step::Data(b"abcdef"), Step::Eof]);
-        let p = fill_from(&mut ring, &mut src);
-        assert_eq!(
-            p,
-            Progress {
-                moved: 4,
-                stop: Stop::Full
-            }
-        );
+        assert_eq!(fill_from(&mut ring, &mut src), progress(4, Stop::Full));
         assert_eq!(src.steps.len(), 1, "EOF must still be pending");
     }
 
     #[test]
     fn fill_reports_eof_and_reset() {
         let mut ring = Ring::with_capacity(4);
-        let p = fill_from(&mut ring, Scripted::new(vec![Step::Data(b"a"), Step::Eof]));
+        let eof = Scripted::new(vec![Step::Eof]);
+        assert_eq!(fill_from(&mut ring, eof), progress(0, Stop::Eof));
+        let reset = Scripted::new(vec![Step::Fail(io::ErrorKind::ConnectionReset)]);
+        assert_eq!(fill_from(&mut ring, reset).stop, Stop::Reset);
+        let failed = Scripted::new(vec![Step::Fail(io::ErrorKind::TimedOut)]);
         assert_eq!(
-            p,
-            Progress {
-                moved: 1,
-                stop: Stop::Eof
-            }
+            fill_from(&mut ring, failed).stop,
+            Stop::Failed(io::ErrorKind::TimedOut)
         );
-        let p = fill_from(
-            &mut ring,
-            Scripted::new(vec![Step::Fail(io::ErrorKind::ConnectionReset)]),
-        );
-        assert_eq!(p.stop, Stop::Reset);
-        let p = fill_from(
-            &mut ring,
-            Scripted::new(vec![Step::Fail(io::ErrorKind::TimedOut)]),
-        );
-        assert_eq!(p.stop, Stop::Failed(io::ErrorKind::TimedOut));
     }
 
     #[test]
@@ -253,25 +259,16 @@ mod tests {
         let mut ring = Ring::with_capacity(8);
         ring.push_slice(b"abcdefgh");
         let mut dst = Scripted::new(vec![Step::Accept(3), Step::Accept(2)]);
-        let p = drain_into(&mut ring, &mut dst);
+        assert_eq!(drain_into(&mut ring, &mut dst), progress(3, Stop::Drained));
+        assert_eq!(drain_into(&mut ring, &mut dst), progress(2, Stop::Drained));
         assert_eq!(
-            p,
-            Progress {
-                moved: 5,
-                stop: Stop::WouldBlock
-            }
+            drain_into(&mut ring, &mut dst),
+            progress(0, Stop::WouldBlock)
         );
         assert_eq!(dst.written, b"abcde");
         assert_eq!(ring.len(), 3);
         let mut dst = Scripted::new(vec![Step::Accept(8)]);
-        let p = drain_into(&mut ring, &mut dst);
-        assert_eq!(
-            p,
-            Progress {
-                moved: 3,
-                stop: Stop::Empty
-            }
-        );
+        assert_eq!(drain_into(&mut ring, &mut dst), progress(3, Stop::Empty));
         assert_eq!(dst.written, b"fgh");
     }
 

@@ -8,7 +8,7 @@
 
 use crate::error::CloseReason;
 use crate::io::{Stop, drain_into, fill_from};
-use crate::ring::Ring;
+use crate::ring::{BufferPool, Ring};
 use crate::token::Side;
 use crate::upstream::UpstreamId;
 use std::io::{self, Read, Write};
@@ -39,6 +39,9 @@ pub struct End<S> {
     pub readable: bool,
     /// A write may make progress.
     pub writable: bool,
+    /// The peer's FIN (or an error) was announced; read until end of stream even after a
+    /// short read. Cleared only by a read that would block.
+    pub read_closed: bool,
 }
 
 impl<S> End<S> {
@@ -48,6 +51,7 @@ impl<S> End<S> {
             stream,
             readable: false,
             writable: false,
+            read_closed: false,
         }
     }
 }
@@ -77,6 +81,9 @@ pub enum Phase {
 pub enum Verdict {
     /// Keep it; wait for more events.
     Continue,
+    /// Keep it, and pump it again next turn without waiting for an event: it hit
+    /// [`MAX_PUMP_ROUNDS`] with work left.
+    Yield,
     /// Tear it down for this reason.
     Close(CloseReason),
 }
@@ -93,9 +100,9 @@ pub struct Direction {
 }
 
 impl Direction {
-    fn new(capacity: usize) -> Direction {
+    fn new() -> Direction {
         Direction {
-            ring: Ring::with_capacity(capacity),
+            ring: Ring::detached(),
             flow: Flow::Open,
             delivered: 0,
         }
@@ -134,19 +141,13 @@ pub struct Pair<S> {
     pub last_active: Instant,
 }
 
-/// Hard cap on pump rounds per call; reaching it means a bug, never a peer's doing, since
-/// every round moves at least one byte through a ring of bounded size or changes a flow.
-const MAX_PUMP_ROUNDS: usize = 10_000;
+/// Pump rounds per call before a busy pair yields to the others (fairness): each round moves
+/// up to a ring's worth each way, so 64 rounds is 1 MiB per direction with 16 KiB rings.
+pub const MAX_PUMP_ROUNDS: usize = 64;
 
 impl<S: Stream> Pair<S> {
     /// A new pair for an accepted client whose upstream is not chosen yet.
-    pub fn new(
-        id: u64,
-        client: S,
-        client_addr: SocketAddr,
-        buffer_size: usize,
-        now: Instant,
-    ) -> Self {
+    pub fn new(id: u64, client: S, client_addr: SocketAddr, now: Instant) -> Self {
         Pair {
             id,
             client: End::new(client),
@@ -155,8 +156,8 @@ impl<S: Stream> Pair<S> {
             upstream_id: None,
             tried: Vec::new(),
             phase: Phase::Connecting { attempt: 0 },
-            to_upstream: Direction::new(buffer_size),
-            to_client: Direction::new(buffer_size),
+            to_upstream: Direction::new(),
+            to_client: Direction::new(),
             first_fin: None,
             started: now,
             last_active: now,
@@ -166,8 +167,17 @@ impl<S: Stream> Pair<S> {
     /// Moves every byte that can move now, passes FINs on, and says whether the pair is done.
     ///
     /// While connecting, only the client is read (early bytes wait in `to_upstream`). Safe to
-    /// call spuriously: with nothing ready it changes nothing and returns `Continue`.
-    pub fn pump(&mut self, now: Instant) -> Verdict {
+    /// call spuriously: with nothing ready it changes nothing and returns `Continue`. A pair
+    /// that still has work after [`MAX_PUMP_ROUNDS`] returns `Yield`. Ring
+    /// storage comes from `pool` before a read and goes back once a ring is empty.
+    pub fn pump(&mut self, now: Instant, pool: &mut BufferPool) -> Verdict {
+        let verdict = self.pump_rounds(now, pool);
+        pool.reclaim(&mut self.to_upstream.ring);
+        pool.reclaim(&mut self.to_client.ring);
+        verdict
+    }
+
+    fn pump_rounds(&mut self, now: Instant, pool: &mut BufferPool) -> Verdict {
         let streaming = self.phase == Phase::Streaming;
         for _ in 0..MAX_PUMP_ROUNDS {
             let upstream = if streaming {
@@ -181,6 +191,7 @@ impl<S: Stream> Pair<S> {
                 &mut self.to_upstream,
                 Side::Client,
                 &mut self.first_fin,
+                pool,
             );
             let progressed_up = match forward_up {
                 Ok(p) => p,
@@ -193,6 +204,7 @@ impl<S: Stream> Pair<S> {
                     &mut self.to_client,
                     Side::Upstream,
                     &mut self.first_fin,
+                    pool,
                 ) {
                     Ok(p) => p,
                     Err(reason) => return Verdict::Close(reason),
@@ -205,8 +217,7 @@ impl<S: Stream> Pair<S> {
             }
             return self.verdict();
         }
-        debug_assert!(false, "pump did not settle in {MAX_PUMP_ROUNDS} rounds");
-        self.verdict()
+        Verdict::Yield
     }
 
     /// The "done" rule: finished when both directions passed their FIN on.
@@ -238,13 +249,21 @@ fn forward<S: Stream>(
     dir: &mut Direction,
     src_side: Side,
     first_fin: &mut Option<Side>,
+    pool: &mut BufferPool,
 ) -> Result<bool, CloseReason> {
     let mut progressed = false;
-    if dir.flow == Flow::Open && src.readable && !dir.ring.is_full() {
+    if dir.flow == Flow::Open && (src.readable || src.read_closed) {
+        pool.fill(&mut dir.ring);
+    }
+    if dir.flow == Flow::Open && (src.readable || src.read_closed) && !dir.ring.is_full() {
         let p = fill_from(&mut dir.ring, &mut src.stream);
         progressed |= p.moved > 0;
         match p.stop {
-            Stop::WouldBlock => src.readable = false,
+            Stop::Drained => src.readable = false,
+            Stop::WouldBlock => {
+                src.readable = false;
+                src.read_closed = false;
+            }
             Stop::Full | Stop::Empty => {}
             Stop::Eof => {
                 dir.flow = Flow::Eof;
@@ -262,7 +281,7 @@ fn forward<S: Stream>(
         progressed |= p.moved > 0;
         dir.delivered += p.moved as u64;
         match p.stop {
-            Stop::WouldBlock => dst.writable = false,
+            Stop::WouldBlock | Stop::Drained => dst.writable = false,
             Stop::Empty | Stop::Full | Stop::Eof => {}
             Stop::Reset | Stop::Failed(_) => return Err(reset_of(src_side.peer())),
         }
@@ -312,6 +331,29 @@ mod tests {
                 (None, false) => Err(io::ErrorKind::WouldBlock.into()),
             }
         }
+        fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+            self.read_all_slices(bufs)
+        }
+    }
+
+    impl Fake {
+        /// Like a socket's `readv`: fills every slice in turn.
+        fn read_all_slices(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+            let mut total = 0;
+            for buf in bufs.iter_mut().filter(|b| !b.is_empty()) {
+                match self.read(buf) {
+                    Ok(n) => {
+                        total += n;
+                        if n < buf.len() {
+                            break;
+                        }
+                    }
+                    Err(e) if total == 0 => return Err(e),
+                    Err(_) => break,
+                }
+            }
+            Ok(total)
+        }
     }
 
     impl Write for Fake {
@@ -327,6 +369,11 @@ mod tests {
             self.write_room -= n;
             self.written.extend_from_slice(&buf[..n]);
             Ok(n)
+        }
+        /// Like a socket's `writev`: takes from every slice, not just the first.
+        fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+            let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            self.write(&joined)
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
@@ -351,12 +398,17 @@ mod tests {
     /// A streaming pair with both ends ready, 8-byte rings.
     fn pair_streaming(client: Fake, upstream: Fake) -> Pair<Fake> {
         let now = Instant::now();
-        let mut pair = Pair::new(1, client, ([127, 0, 0, 1], 5000).into(), 8, now);
+        let mut pair = Pair::new(1, client, ([127, 0, 0, 1], 5000).into(), now);
         pair.upstream = Some(End::new(upstream));
         pair.phase = Phase::Streaming;
         ready(&mut pair.client);
         ready(pair.upstream.as_mut().unwrap());
         pair
+    }
+
+    /// Pumps with a fresh pool of 8-byte buffers.
+    fn pump(pair: &mut Pair<Fake>, now: Instant) -> Verdict {
+        pair.pump(now, &mut BufferPool::new(8, 4))
     }
 
     fn ready(end: &mut End<Fake>) {
@@ -371,7 +423,7 @@ mod tests {
     #[test]
     fn forwards_both_ways_through_small_rings() {
         let mut pair = pair_streaming(fake(b"hello upstream!", 100), fake(b"hi client", 100));
-        assert_eq!(pair.pump(Instant::now()), Verdict::Continue);
+        assert_eq!(pump(&mut pair, Instant::now()), Verdict::Continue);
         assert_eq!(up(&mut pair).written, b"hello upstream!");
         assert_eq!(pair.client.stream.written, b"hi client");
         assert_eq!(pair.to_upstream.delivered, 15);
@@ -381,28 +433,28 @@ mod tests {
     #[test]
     fn full_ring_stops_reading_until_destination_drains() {
         let mut pair = pair_streaming(fake(&[7; 20], 0), fake(b"", 3));
-        pair.pump(Instant::now());
+        pump(&mut pair, Instant::now());
         assert_eq!(up(&mut pair).written.len(), 3);
         assert!(pair.to_upstream.ring.is_full(), "ring holds the backlog");
         assert!(pair.client.readable, "the read edge is remembered");
         assert_eq!(pair.client.stream.incoming.len(), 20 - 8 - 3);
         up(&mut pair).write_room = 100;
         pair.upstream.as_mut().unwrap().writable = true;
-        pair.pump(Instant::now());
+        pump(&mut pair, Instant::now());
         assert_eq!(up(&mut pair).written, vec![7; 20]);
     }
 
     #[test]
     fn early_client_bytes_wait_while_connecting() {
         let now = Instant::now();
-        let mut pair = Pair::new(1, fake(b"early", 10), ([127, 0, 0, 1], 1).into(), 8, now);
+        let mut pair = Pair::new(1, fake(b"early", 10), ([127, 0, 0, 1], 1).into(), now);
         pair.client.readable = true;
-        assert_eq!(pair.pump(now), Verdict::Continue);
+        assert_eq!(pump(&mut pair, now), Verdict::Continue);
         assert_eq!(pair.to_upstream.ring.len(), 5);
         pair.upstream = Some(End::new(fake(b"", 10)));
         ready(pair.upstream.as_mut().unwrap());
         pair.phase = Phase::Streaming;
-        pair.pump(now);
+        pump(&mut pair, now);
         assert_eq!(up(&mut pair).written, b"early");
     }
 
@@ -411,14 +463,15 @@ mod tests {
         let mut client = fake(b"request", 100);
         client.eof = true;
         let mut pair = pair_streaming(client, fake(b"", 100));
-        assert_eq!(pair.pump(Instant::now()), Verdict::Continue);
+        pair.client.read_closed = true;
+        assert_eq!(pump(&mut pair, Instant::now()), Verdict::Continue);
         assert!(up(&mut pair).shut);
         assert_eq!(pair.to_upstream.flow, Flow::Shut);
         up(&mut pair).incoming.extend(b"reply");
         up(&mut pair).eof = true;
-        pair.upstream.as_mut().unwrap().readable = true;
+        pair.upstream.as_mut().unwrap().read_closed = true;
         assert_eq!(
-            pair.pump(Instant::now()),
+            pump(&mut pair, Instant::now()),
             Verdict::Close(CloseReason::ClientClosed)
         );
         assert_eq!(pair.client.stream.written, b"reply");
@@ -430,12 +483,13 @@ mod tests {
         let mut client = fake(b"abcdef", 100);
         client.eof = true;
         let mut pair = pair_streaming(client, fake(b"", 2));
-        pair.pump(Instant::now());
+        pair.client.read_closed = true;
+        pump(&mut pair, Instant::now());
         assert_eq!(pair.to_upstream.flow, Flow::Eof);
         assert!(!up(&mut pair).shut);
         up(&mut pair).write_room = 10;
         pair.upstream.as_mut().unwrap().writable = true;
-        pair.pump(Instant::now());
+        pump(&mut pair, Instant::now());
         assert!(up(&mut pair).shut);
         assert_eq!(up(&mut pair).written, b"abcdef");
     }
@@ -445,12 +499,13 @@ mod tests {
         let mut upstream = fake(b"bye", 100);
         upstream.eof = true;
         let mut pair = pair_streaming(fake(b"", 100), upstream);
-        assert_eq!(pair.pump(Instant::now()), Verdict::Continue);
+        pair.upstream.as_mut().unwrap().read_closed = true;
+        assert_eq!(pump(&mut pair, Instant::now()), Verdict::Continue);
         assert!(pair.client.stream.shut);
         pair.client.stream.eof = true;
-        pair.client.readable = true;
+        pair.client.read_closed = true;
         assert_eq!(
-            pair.pump(Instant::now()),
+            pump(&mut pair, Instant::now()),
             Verdict::Close(CloseReason::UpstreamClosed)
         );
     }
@@ -461,7 +516,7 @@ mod tests {
         client.then = Some(io::ErrorKind::ConnectionReset);
         let mut pair = pair_streaming(client, fake(b"", 100));
         assert_eq!(
-            pair.pump(Instant::now()),
+            pump(&mut pair, Instant::now()),
             Verdict::Close(CloseReason::ClientReset)
         );
 
@@ -469,9 +524,46 @@ mod tests {
         upstream.write_error = Some(io::ErrorKind::BrokenPipe);
         let mut pair = pair_streaming(fake(b"data", 100), upstream);
         assert_eq!(
-            pair.pump(Instant::now()),
+            pump(&mut pair, Instant::now()),
             Verdict::Close(CloseReason::UpstreamReset)
         );
+    }
+
+    #[test]
+    fn short_read_waits_for_the_next_event_unless_fin_was_announced() {
+        let mut client = fake(b"abc", 100);
+        client.eof = true;
+        let mut pair = pair_streaming(client, fake(b"", 100));
+        pump(&mut pair, Instant::now());
+        assert_eq!(up(&mut pair).written, b"abc");
+        assert_eq!(
+            pair.to_upstream.flow,
+            Flow::Open,
+            "no read after a short read"
+        );
+        assert!(!pair.client.readable);
+        pair.client.read_closed = true;
+        pump(&mut pair, Instant::now());
+        assert_eq!(pair.to_upstream.flow, Flow::Shut);
+    }
+
+    #[test]
+    fn idle_pair_holds_no_ring_storage() {
+        let mut pool = BufferPool::new(8, 4);
+        let mut pair = pair_streaming(fake(b"ping", 100), fake(b"", 100));
+        pair.pump(Instant::now(), &mut pool);
+        assert!(!pair.to_upstream.ring.has_storage());
+        assert!(!pair.to_client.ring.has_storage());
+        assert_eq!(pool.free_len(), 2, "both buffers went back to the pool");
+    }
+
+    #[test]
+    fn endless_source_yields_after_the_round_cap() {
+        let mut pair = pair_streaming(fake(&[1; 8 * 100], 0), fake(b"", 8 * 100));
+        assert_eq!(pump(&mut pair, Instant::now()), Verdict::Yield);
+        assert_eq!(up(&mut pair).written.len(), 8 * MAX_PUMP_ROUNDS);
+        assert_eq!(pump(&mut pair, Instant::now()), Verdict::Continue);
+        assert_eq!(up(&mut pair).written.len(), 8 * 100);
     }
 
     #[test]
@@ -479,8 +571,8 @@ mod tests {
         let start = Instant::now();
         let mut pair = pair_streaming(fake(b"", 0), fake(b"", 0));
         let later = start + Duration::from_secs(5);
-        assert_eq!(pair.pump(later), Verdict::Continue);
+        assert_eq!(pump(&mut pair, later), Verdict::Continue);
         assert!(pair.last_active < later, "no byte moved, so not active");
-        assert_eq!(pair.pump(later), Verdict::Continue);
+        assert_eq!(pump(&mut pair, later), Verdict::Continue);
     }
 }

@@ -10,6 +10,7 @@ use crate::config::{Config, default_max_conns};
 use crate::connect::{self, ConnectCheck};
 use crate::error::{CloseReason, StartError};
 use crate::pair::{End, Pair, Phase, Verdict};
+use crate::ring::BufferPool;
 use crate::timers::Timers;
 use crate::token::{self, Side, Target};
 use crate::upstream::Pool;
@@ -28,6 +29,8 @@ use std::time::{Duration, Instant};
 
 /// How long accepting pauses after an accept error such as `EMFILE`.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Ring buffers kept for reuse when no connection needs them.
+const MAX_FREE_BUFFERS: usize = 256;
 /// Events fetched per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -71,7 +74,7 @@ pub struct Proxy {
     timers: Timers<Timer>,
     pool: Pool,
     balancer: RoundRobin,
-    buffer_size: usize,
+    buffers: BufferPool,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_conns: usize,
@@ -81,6 +84,8 @@ pub struct Proxy {
     waker: Arc<Waker>,
     signals: Option<Signals>,
     stop: bool,
+    /// Pairs (key, id) that yielded with work left; pumped again next turn.
+    ready: Vec<(usize, u64)>,
 }
 
 impl Proxy {
@@ -134,7 +139,7 @@ impl Proxy {
             timers: Timers::default(),
             pool,
             balancer: RoundRobin::default(),
-            buffer_size: config.buffer_size,
+            buffers: BufferPool::new(config.buffer_size, MAX_FREE_BUFFERS),
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
             max_conns,
@@ -143,6 +148,7 @@ impl Proxy {
             waker: Arc::new(waker),
             signals: None,
             stop: false,
+            ready: Vec::new(),
         })
     }
 
@@ -184,13 +190,22 @@ impl Proxy {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         while !self.stop {
-            let timeout = self.timers.poll_timeout(Instant::now());
+            let timeout = if self.ready.is_empty() {
+                self.timers.poll_timeout(Instant::now())
+            } else {
+                Some(Duration::ZERO)
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
+            for (key, id) in std::mem::take(&mut self.ready) {
+                if self.pairs.get(key).is_some_and(|p| p.id == id) {
+                    self.pump(key, now);
+                }
+            }
             for event in events.iter() {
                 self.dispatch(event, now);
             }
@@ -239,7 +254,8 @@ impl Proxy {
             },
         };
         let failed = event.is_error();
-        end.readable |= event.is_readable() || event.is_read_closed() || failed;
+        end.readable |= event.is_readable();
+        end.read_closed |= event.is_read_closed() || failed;
         end.writable |= event.is_writable() || event.is_write_closed() || failed;
         if side == Side::Upstream
             && let Phase::Connecting { .. } = pair.phase
@@ -264,10 +280,13 @@ impl Proxy {
     }
 
     fn pump(&mut self, key: usize, now: Instant) {
-        if let Some(pair) = self.pairs.get_mut(key)
-            && let Verdict::Close(reason) = pair.pump(now)
-        {
-            self.close(key, reason, now);
+        let Some(pair) = self.pairs.get_mut(key) else {
+            return;
+        };
+        match pair.pump(now, &mut self.buffers) {
+            Verdict::Continue => {}
+            Verdict::Yield => self.ready.push((key, pair.id)),
+            Verdict::Close(reason) => self.close(key, reason, now),
         }
     }
 
@@ -413,7 +432,7 @@ impl Proxy {
         }
         let id = self.next_id;
         self.next_id += 1;
-        entry.insert(Pair::new(id, stream, addr, self.buffer_size, now));
+        entry.insert(Pair::new(id, stream, addr, now));
         self.timers
             .schedule(now + self.idle_timeout, Timer::Idle { key, id });
         self.connect_next(key, now);

@@ -5,12 +5,16 @@
 //! [`Ring::unfilled`] and call [`Ring::commit`]; writers send [`Ring::filled`] and call
 //! [`Ring::consume`]. Both hand out at most two slices, so a socket can read or write the
 //! whole free or filled space with one vectored call.
+//!
+//! Storage can be detached while the ring is empty and attached again before the next read,
+//! so an idle connection holds no buffer: see [`BufferPool`].
 
 /// A byte ring buffer of fixed capacity.
 ///
 /// The filled region starts at `head` and is `len` bytes long, wrapping at the end of the
 /// storage. When the ring becomes empty, `head` returns to 0 so that the next read gets the
-/// whole storage as one contiguous slice.
+/// whole storage as one contiguous slice. A detached ring has capacity 0: it is both empty
+/// and full until storage is attached.
 #[derive(Debug)]
 pub struct Ring {
     buf: Box<[u8]>,
@@ -29,7 +33,39 @@ impl Ring {
         }
     }
 
-    /// Maximum number of bytes the ring holds.
+    /// A ring without storage; call [`Ring::attach`] before filling it.
+    pub fn detached() -> Ring {
+        Ring {
+            buf: Box::default(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// True when the ring has storage attached.
+    pub fn has_storage(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Gives a detached ring its storage (the old contents of `buf` are irrelevant).
+    pub fn attach(&mut self, buf: Box<[u8]>) {
+        debug_assert!(!self.has_storage(), "attach to a ring that has storage");
+        self.buf = buf;
+        self.head = 0;
+        self.len = 0;
+    }
+
+    /// Takes the storage of an empty ring, leaving it detached; `None` if the ring holds data
+    /// or has no storage.
+    pub fn detach(&mut self) -> Option<Box<[u8]>> {
+        if self.len == 0 && self.has_storage() {
+            Some(std::mem::take(&mut self.buf))
+        } else {
+            None
+        }
+    }
+
+    /// Maximum number of bytes the ring holds (0 when detached).
     pub fn capacity(&self) -> usize {
         self.buf.len()
     }
@@ -115,6 +151,52 @@ impl Ring {
         out[first..first + second].copy_from_slice(&b[..second]);
         self.consume(first + second);
         first + second
+    }
+}
+
+/// Free ring storage of one size, reused across connections so that idle connections hold
+/// no buffer and busy ones do not allocate per read. Holds at most `max_free` buffers.
+#[derive(Debug)]
+pub struct BufferPool {
+    size: usize,
+    max_free: usize,
+    free: Vec<Box<[u8]>>,
+}
+
+impl BufferPool {
+    /// A pool of `size`-byte buffers that keeps at most `max_free` of them when unused.
+    pub fn new(size: usize, max_free: usize) -> BufferPool {
+        debug_assert!(size > 0);
+        BufferPool {
+            size,
+            max_free,
+            free: Vec::new(),
+        }
+    }
+
+    /// Attaches storage to `ring` if it has none.
+    pub fn fill(&mut self, ring: &mut Ring) {
+        if !ring.has_storage() {
+            let buf = self
+                .free
+                .pop()
+                .unwrap_or_else(|| vec![0; self.size].into_boxed_slice());
+            ring.attach(buf);
+        }
+    }
+
+    /// Takes back the storage of `ring` if it is empty.
+    pub fn reclaim(&mut self, ring: &mut Ring) {
+        if let Some(buf) = ring.detach()
+            && self.free.len() < self.max_free
+        {
+            self.free.push(buf);
+        }
+    }
+
+    /// Buffers waiting for reuse.
+    pub fn free_len(&self) -> usize {
+        self.free.len()
     }
 }
 
@@ -214,6 +296,29 @@ mod tests {
             assert_eq!(ring.pop_slice(&mut out), 1);
             assert_eq!(out[0], byte);
         }
+    }
+
+    #[test]
+    fn detached_ring_reattaches_through_the_pool() {
+        let mut pool = BufferPool::new(4, 1);
+        let mut ring = Ring::detached();
+        assert!(!ring.has_storage() && ring.is_empty() && ring.is_full());
+        pool.fill(&mut ring);
+        assert_eq!(ring.push_slice(b"abcdef"), 4);
+        pool.reclaim(&mut ring);
+        assert!(ring.has_storage(), "a ring holding data keeps its storage");
+        let mut out = [0; 4];
+        ring.pop_slice(&mut out);
+        pool.reclaim(&mut ring);
+        assert!(!ring.has_storage());
+        assert_eq!(pool.free_len(), 1);
+        let mut other = Ring::detached();
+        pool.fill(&mut other);
+        assert_eq!(pool.free_len(), 0);
+        assert_eq!(other.capacity(), 4);
+        pool.reclaim(&mut other);
+        pool.reclaim(&mut ring);
+        assert_eq!(pool.free_len(), 1, "reclaiming a detached ring is a no-op");
     }
 
     /// xorshift64*: a fixed-seed generator, so the model test is deterministic.
