@@ -3,7 +3,7 @@
 //! Parsing is pure: nothing is resolved, bound or logged here, and every failure is a
 //! [`UsageError`] naming the flag, so `main` can print one line and exit with status 2.
 
-use crate::config::{Config, MAX_BUFFER_SIZE, UpstreamSpec};
+use crate::config::{BalancePolicy, Config, MAX_BUFFER_SIZE, UpstreamSpec};
 use crate::error::UsageError;
 use std::ffi::OsString;
 use std::net::{Ipv6Addr, SocketAddr};
@@ -18,8 +18,10 @@ USAGE:
 
 REQUIRED:
     -l, --listen ADDR          address to accept clients on: 127.0.0.1:8080, [::]:8080
-    -u, --upstream HOST:PORT   upstream server; repeat for several (round-robin);
-                               IPv4, [IPv6] or a hostname resolved at start
+    -u, --upstream HOST:PORT[,OPTION...]
+                               upstream server; repeat for several. IPv4, [IPv6] or a
+                               hostname resolved at start. Options: weight=N (default 1),
+                               max-conns=N (default unlimited), backup, down
 
 OPTIONS:
         --buffer-size SIZE     bytes per direction per connection [default: 16KiB]
@@ -30,6 +32,19 @@ OPTIONS:
         --max-conns N          most connections at once; at the limit new clients wait
                                in the listen backlog [default: (descriptor limit - 32) / 2]
         --backlog N            listen backlog [default: 1024]
+
+BALANCING AND HEALTH:
+        --balance POLICY       round-robin (smooth weighted), least-conn, ip-hash
+                               (consistent hashing), random-two [default: round-robin]
+        --tries N              most servers tried per client [default: all servers]
+        --tries-timeout DUR    no new attempt after this long [default: off]
+        --max-fails N          failed connects within --fail-timeout that make a server
+                               unavailable for --fail-timeout; 0 disables [default: 1]
+        --fail-timeout DUR     [default: 10s]
+        --health-interval DUR  active TCP connect checks every DUR [default: off]
+        --health-timeout DUR   check connect timeout [default: --connect-timeout]
+        --health-rise N        consecutive good checks to bring a server up [default: 2]
+        --health-fall N        consecutive bad checks to take a server down [default: 3]
     -v, --verbose              more logs (-v debug: one line per connection; -vv trace)
     -q, --quiet                fewer logs (-q warnings only; -qq errors only)
     -h, --help                 print this help
@@ -43,7 +58,7 @@ Exit status: 0 stopped by SIGINT/SIGTERM, 1 could not start, 2 bad command line.
 #[derive(Debug)]
 pub enum Command {
     /// Run the proxy with this configuration and log verbosity.
-    Run { config: Config, verbosity: i32 },
+    Run { config: Box<Config>, verbosity: i32 },
     /// Print help and exit 0.
     Help,
     /// Print the version and exit 0.
@@ -89,11 +104,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
     }
 
     const LISTEN: &str = "an address such as 127.0.0.1:8080 or [::]:8080";
-    const UPSTREAM: &str = "HOST:PORT, e.g. 127.0.0.1:8078, [::1]:8078 or backend.local:80";
     const SIZE: &str = "a size such as 16384, 16k, 16KiB, 1m or 1MiB, from 1 byte to 256MiB";
-    const DURATION: &str = "a duration such as 500ms, 5s, 2m or 1h, above 0 and at most 30d";
-    const COUNT: &str = "a whole number from 1 to 16777216";
-    const BACKLOG: &str = "a whole number from 1 to 65535";
+    const BALANCE: &str = "one of round-robin, least-conn, ip-hash, random-two";
 
     let listen = opt_string(&mut args, ["-l", "--listen"], "--listen", LISTEN)?
         .ok_or_else(|| usage("--listen", LISTEN, None))?;
@@ -101,15 +113,27 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
         .parse()
         .map_err(|_| usage("--listen", LISTEN, Some(&listen)))?;
 
-    let mut upstreams = Vec::new();
+    let mut upstreams: Vec<UpstreamSpec> = Vec::new();
     while let Some(u) = opt_string(&mut args, ["-u", "--upstream"], "--upstream", UPSTREAM)? {
-        if !is_host_port(&u) {
-            return Err(usage("--upstream", UPSTREAM, Some(&u)));
+        let spec = parse_upstream(&u)?;
+        if upstreams.iter().any(|other| other.addr == spec.addr) {
+            return Err(usage(
+                "--upstream",
+                "each server listed once",
+                Some(&spec.addr),
+            ));
         }
-        upstreams.push(UpstreamSpec { addr: u });
+        upstreams.push(spec);
     }
     if upstreams.is_empty() {
         return Err(usage("--upstream", UPSTREAM, None));
+    }
+    if upstreams.iter().all(|u| u.down || u.backup) {
+        return Err(usage(
+            "--upstream",
+            "at least one server that is neither down nor backup",
+            None,
+        ));
     }
 
     let mut config = Config::new(listen, upstreams);
@@ -118,33 +142,42 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
             .filter(|n| (1..=MAX_BUFFER_SIZE).contains(n))
             .ok_or_else(|| usage("--buffer-size", SIZE, Some(&s)))?;
     }
-    if let Some(s) = opt_string(
-        &mut args,
-        "--connect-timeout",
-        "--connect-timeout",
-        DURATION,
-    )? {
-        config.connect_timeout =
-            parse_duration(&s).ok_or_else(|| usage("--connect-timeout", DURATION, Some(&s)))?;
+    if let Some(d) = opt_duration(&mut args, "--connect-timeout")? {
+        config.connect_timeout = d;
     }
-    if let Some(s) = opt_string(&mut args, "--idle-timeout", "--idle-timeout", DURATION)? {
-        config.idle_timeout =
-            parse_duration(&s).ok_or_else(|| usage("--idle-timeout", DURATION, Some(&s)))?;
+    if let Some(d) = opt_duration(&mut args, "--idle-timeout")? {
+        config.idle_timeout = d;
     }
-    if let Some(s) = opt_string(&mut args, "--max-conns", "--max-conns", COUNT)? {
-        let n = s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1 << 24).contains(n))
-            .ok_or_else(|| usage("--max-conns", COUNT, Some(&s)))?;
-        config.max_conns = Some(n);
+    config.max_conns = opt_number(&mut args, "--max-conns", 1, 1 << 24)?.map(|n| n as usize);
+    if let Some(n) = opt_number(&mut args, "--backlog", 1, 65535)? {
+        config.backlog = n as u32;
     }
-    if let Some(s) = opt_string(&mut args, "--backlog", "--backlog", BACKLOG)? {
-        config.backlog = s
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=65535).contains(n))
-            .ok_or_else(|| usage("--backlog", BACKLOG, Some(&s)))?;
+    if let Some(s) = opt_string(&mut args, "--balance", "--balance", BALANCE)? {
+        config.balance = [
+            BalancePolicy::RoundRobin,
+            BalancePolicy::LeastConn,
+            BalancePolicy::IpHash,
+            BalancePolicy::RandomTwo,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+        .ok_or_else(|| usage("--balance", BALANCE, Some(&s)))?;
+    }
+    config.tries = opt_number(&mut args, "--tries", 1, 1024)?.map(|n| n as usize);
+    config.tries_timeout = opt_duration(&mut args, "--tries-timeout")?;
+    if let Some(n) = opt_number(&mut args, "--max-fails", 0, 1_000_000)? {
+        config.max_fails = n as u32;
+    }
+    if let Some(d) = opt_duration(&mut args, "--fail-timeout")? {
+        config.fail_timeout = d;
+    }
+    config.health_interval = opt_duration(&mut args, "--health-interval")?;
+    config.health_timeout = opt_duration(&mut args, "--health-timeout")?;
+    if let Some(n) = opt_number(&mut args, "--health-rise", 1, 1000)? {
+        config.health_rise = n as u32;
+    }
+    if let Some(n) = opt_number(&mut args, "--health-fall", 1, 1000)? {
+        config.health_fall = n as u32;
     }
 
     let rest = args.finish();
@@ -152,7 +185,81 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
         let text = first.to_string_lossy();
         return Err(usage(&text, "a known option (see --help)", None));
     }
-    Ok(Command::Run { config, verbosity })
+    Ok(Command::Run {
+        config: Box::new(config),
+        verbosity,
+    })
+}
+
+/// Reads an optional whole number in `min..=max`.
+fn opt_number(
+    args: &mut pico_args::Arguments,
+    flag: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, UsageError> {
+    let expected = format!("a whole number from {min} to {max}");
+    let Some(s) = opt_string(args, flag, flag, &expected)? else {
+        return Ok(None);
+    };
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .map(Some)
+        .ok_or_else(|| usage(flag, &expected, Some(&s)))
+}
+
+/// Reads an optional duration.
+fn opt_duration(
+    args: &mut pico_args::Arguments,
+    flag: &'static str,
+) -> Result<Option<Duration>, UsageError> {
+    const DURATION: &str = "a duration such as 500ms, 5s, 2m or 1h, above 0 and at most 30d";
+    let Some(s) = opt_string(args, flag, flag, DURATION)? else {
+        return Ok(None);
+    };
+    parse_duration(&s)
+        .map(Some)
+        .ok_or_else(|| usage(flag, DURATION, Some(&s)))
+}
+
+/// What `--upstream` expects.
+const UPSTREAM: &str = "HOST:PORT, e.g. 127.0.0.1:8078, [::1]:8078 or backend.local:80";
+
+/// Parses `HOST:PORT[,weight=N][,max-conns=N][,backup][,down]`.
+pub fn parse_upstream(s: &str) -> Result<UpstreamSpec, UsageError> {
+    const OPTIONS: &str = "a server option: weight=N (1 to 1000), max-conns=N (1 to 16777216), \
+                           backup or down";
+    let mut parts = s.split(',');
+    let addr = parts.next().unwrap_or_default();
+    if !is_host_port(addr) {
+        return Err(usage("--upstream", UPSTREAM, Some(s)));
+    }
+    let mut spec = UpstreamSpec::new(addr);
+    for option in parts {
+        let bad = || usage("--upstream", OPTIONS, Some(option));
+        match option.split_once('=') {
+            None if option == "backup" => spec.backup = true,
+            None if option == "down" => spec.down = true,
+            Some(("weight", n)) => {
+                spec.weight = n
+                    .parse()
+                    .ok()
+                    .filter(|w| (1..=1000).contains(w))
+                    .ok_or_else(bad)?;
+            }
+            Some(("max-conns" | "max_conns", n)) => {
+                spec.max_conns = Some(
+                    n.parse()
+                        .ok()
+                        .filter(|m| (1..=1 << 24).contains(m))
+                        .ok_or_else(bad)?,
+                );
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(spec)
 }
 
 /// True for `host:port` where host is a name, an IPv4 address or a bracketed IPv6 address,
@@ -224,7 +331,7 @@ mod tests {
 
     fn config(args: &[&str]) -> Config {
         match run(args) {
-            Ok(Command::Run { config, .. }) => config,
+            Ok(Command::Run { config, .. }) => *config,
             other => panic!("expected a run command, got {other:?}"),
         }
     }
@@ -291,12 +398,7 @@ mod tests {
     fn minimal_command_line_uses_defaults() {
         let c = config(&["-l", "127.0.0.1:8080", "-u", "127.0.0.1:8078"]);
         assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(
-            c.upstreams,
-            vec![UpstreamSpec {
-                addr: "127.0.0.1:8078".into()
-            }]
-        );
+        assert_eq!(c.upstreams, vec![UpstreamSpec::new("127.0.0.1:8078")]);
         assert_eq!(c.buffer_size, 16384);
         assert_eq!(c.connect_timeout, Duration::from_secs(5));
         assert_eq!(c.idle_timeout, Duration::from_secs(600));
@@ -331,6 +433,96 @@ mod tests {
         assert_eq!(c.idle_timeout, Duration::from_secs(3600));
         assert_eq!(c.max_conns, Some(10));
         assert_eq!(c.backlog, 16);
+    }
+
+    #[test]
+    fn server_options_and_pool_flags() {
+        let c = config(&[
+            "-l",
+            "127.0.0.1:1",
+            "-u",
+            "10.0.0.1:80,weight=3,max-conns=200",
+            "-u",
+            "10.0.0.2:80",
+            "-u",
+            "10.0.0.3:80,backup",
+            "-u",
+            "10.0.0.4:80,down",
+            "--balance",
+            "least-conn",
+            "--tries",
+            "2",
+            "--tries-timeout",
+            "3s",
+            "--max-fails",
+            "0",
+            "--fail-timeout",
+            "30s",
+            "--health-interval",
+            "2s",
+            "--health-timeout",
+            "1s",
+            "--health-rise",
+            "1",
+            "--health-fall",
+            "5",
+        ]);
+        let expected = UpstreamSpec {
+            weight: 3,
+            max_conns: Some(200),
+            ..UpstreamSpec::new("10.0.0.1:80")
+        };
+        assert_eq!(c.upstreams[0], expected);
+        assert!(c.upstreams[2].backup && !c.upstreams[2].down);
+        assert!(c.upstreams[3].down);
+        assert_eq!(c.balance, BalancePolicy::LeastConn);
+        assert_eq!(c.tries, Some(2));
+        assert_eq!(c.tries_timeout, Some(Duration::from_secs(3)));
+        assert_eq!((c.max_fails, c.fail_timeout), (0, Duration::from_secs(30)));
+        assert_eq!(c.health_interval, Some(Duration::from_secs(2)));
+        assert_eq!(c.health_timeout, Some(Duration::from_secs(1)));
+        assert_eq!((c.health_rise, c.health_fall), (1, 5));
+        for policy in ["round-robin", "ip-hash", "random-two"] {
+            let c = config(&["-l", "127.0.0.1:1", "-u", "h:1", "--balance", policy]);
+            assert_eq!(c.balance.as_str(), policy);
+        }
+    }
+
+    #[test]
+    fn bad_pools_are_usage_errors() {
+        let l = ["-l", "127.0.0.1:1"];
+        let with = |extra: &[&str]| {
+            let mut v = l.to_vec();
+            v.extend_from_slice(extra);
+            run(&v).expect_err("expected a usage error")
+        };
+        for bad in [
+            "h:1,weight=0",
+            "h:1,weight=x",
+            "h:1,colour=blue",
+            "h:1,max-conns=0",
+            "h:1,",
+        ] {
+            let e = with(&["-u", bad]);
+            assert_eq!(e.flag, "--upstream", "{bad}");
+        }
+        let e = with(&["-u", "h:1,weight=2", "-u", "h:1"]);
+        assert!(e.to_string().contains("each server listed once"), "{e}");
+        let e = with(&["-u", "h:1,backup", "-u", "h:2,down"]);
+        assert!(e.to_string().contains("neither down nor backup"), "{e}");
+        assert_eq!(
+            with(&["-u", "h:1", "--balance", "fastest"]).flag,
+            "--balance"
+        );
+        assert_eq!(with(&["-u", "h:1", "--tries", "0"]).flag, "--tries");
+        assert_eq!(
+            with(&["-u", "h:1", "--health-rise", "0"]).flag,
+            "--health-rise"
+        );
+        assert_eq!(
+            with(&["-u", "h:1", "--health-interval", "0s"]).flag,
+            "--health-interval"
+        );
     }
 
     #[test]

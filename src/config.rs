@@ -19,17 +19,63 @@ pub const DEFAULT_BACKLOG: u32 = 1024;
 /// Descriptors kept aside from `--max-conns` for listeners, the poller, logs and retries.
 pub const RESERVED_FDS: u64 = 32;
 
-/// One `--upstream` as the user wrote it: `HOST:PORT`, resolved when the proxy starts.
+/// One `--upstream` as the user wrote it: `HOST:PORT` and its server options, resolved when
+/// the proxy starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamSpec {
     /// `host:port`, `a.b.c.d:port` or `[v6]:port`, syntactically checked.
     pub addr: String,
+    /// `weight=N`, at least 1 (default 1).
+    pub weight: u32,
+    /// `max-conns=N`; `None` is unlimited.
+    pub max_conns: Option<usize>,
+    /// `backup`: used only when every primary is unavailable.
+    pub backup: bool,
+    /// `down`: configured but never used.
+    pub down: bool,
+}
+
+impl UpstreamSpec {
+    /// A primary server of weight 1 without limits.
+    pub fn new(addr: impl Into<String>) -> UpstreamSpec {
+        UpstreamSpec {
+            addr: addr.into(),
+            weight: 1,
+            max_conns: None,
+            backup: false,
+            down: false,
+        }
+    }
 }
 
 impl From<SocketAddr> for UpstreamSpec {
     fn from(addr: SocketAddr) -> Self {
-        UpstreamSpec {
-            addr: addr.to_string(),
+        UpstreamSpec::new(addr.to_string())
+    }
+}
+
+/// How the balancer picks a server (`--balance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BalancePolicy {
+    /// Smooth weighted round robin, as nginx.
+    #[default]
+    RoundRobin,
+    /// Fewest active connections relative to weight; ties in turn.
+    LeastConn,
+    /// Consistent hashing of the client address (Ketama-style ring).
+    IpHash,
+    /// Power of two random choices, by active connections.
+    RandomTwo,
+}
+
+impl BalancePolicy {
+    /// The `--balance` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BalancePolicy::RoundRobin => "round-robin",
+            BalancePolicy::LeastConn => "least-conn",
+            BalancePolicy::IpHash => "ip-hash",
+            BalancePolicy::RandomTwo => "random-two",
         }
     }
 }
@@ -39,7 +85,7 @@ impl From<SocketAddr> for UpstreamSpec {
 pub struct Config {
     /// Address to accept clients on.
     pub listen: SocketAddr,
-    /// Upstream servers, tried in round-robin order; never empty.
+    /// Upstream servers; never empty, no duplicates, at least one neither `down` nor `backup`.
     pub upstreams: Vec<UpstreamSpec>,
     /// Capacity of each of a pair's two rings, in bytes (1..=`MAX_BUFFER_SIZE`).
     pub buffer_size: usize,
@@ -51,6 +97,24 @@ pub struct Config {
     pub max_conns: Option<usize>,
     /// Listen backlog.
     pub backlog: u32,
+    /// Balancing policy.
+    pub balance: BalancePolicy,
+    /// Most servers tried per client (`None`: every server once), nginx `proxy_next_upstream_tries`.
+    pub tries: Option<usize>,
+    /// No new attempt after this long since the client arrived, nginx `proxy_next_upstream_timeout`.
+    pub tries_timeout: Option<Duration>,
+    /// Passive health: failed connects within `fail_timeout` that mark a server unavailable.
+    pub max_fails: u32,
+    /// Passive health window and unavailability period.
+    pub fail_timeout: Duration,
+    /// Active health checks: period (`None`: no checks).
+    pub health_interval: Option<Duration>,
+    /// Active health checks: connect timeout (`None`: `connect_timeout`).
+    pub health_timeout: Option<Duration>,
+    /// Consecutive successful checks to bring a server up.
+    pub health_rise: u32,
+    /// Consecutive failed checks to take a server down.
+    pub health_fall: u32,
 }
 
 impl Config {
@@ -64,6 +128,15 @@ impl Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_conns: None,
             backlog: DEFAULT_BACKLOG,
+            balance: BalancePolicy::RoundRobin,
+            tries: None,
+            tries_timeout: None,
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+            health_interval: None,
+            health_timeout: None,
+            health_rise: 2,
+            health_fall: 3,
         }
     }
 }

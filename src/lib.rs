@@ -13,10 +13,12 @@
 //!   start/usage errors and the reasons a pair closes.
 
 pub mod balance;
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod health;
 pub mod io;
 pub mod pair;
 pub mod proxy;

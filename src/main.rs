@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     if let Err(e) = raise_fd_limit() {
         log::warn!("cannot raise the descriptor limit: {e}");
     }
-    let mut proxy = match Proxy::bind(config) {
+    let mut proxy = match Proxy::bind(*config) {
         Ok(proxy) => proxy,
         Err(e) => {
             eprintln!("ringproxy: {e}");

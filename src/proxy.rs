@@ -5,15 +5,19 @@
 //! `max_conns` — accepts run after the batch so a freed slab key never receives a stale
 //! event from the same batch. Every socket is registered once for readable|writable.
 
-use crate::balance::RoundRobin;
+mod upstreams;
+
+use crate::balance::Balancer;
+use crate::checks::Probes;
 use crate::config::{Config, default_max_conns};
 use crate::connect::{self, ConnectCheck};
 use crate::error::{CloseReason, StartError};
-use crate::pair::{End, Pair, Phase, Verdict};
+use crate::health::{ActivePolicy, PassivePolicy};
+use crate::pair::{Pair, Phase, Verdict};
 use crate::ring::BufferPool;
 use crate::timers::Timers;
 use crate::token::{self, Side, Target};
-use crate::upstream::Pool;
+use crate::upstream::{Pool, UpstreamId};
 use log::{debug, error, info, warn};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
@@ -43,6 +47,12 @@ enum Timer {
     Idle { key: usize, id: u64 },
     /// Accepting may resume after an accept error.
     AcceptResume,
+    /// Time to start an active health check of `server`.
+    Check { server: UpstreamId },
+    /// Health-check probe `seq` of `server` must have finished.
+    CheckTimeout { server: UpstreamId, seq: u64 },
+    /// Passive health's unavailability period of `server` may be over.
+    Recovered { server: UpstreamId },
 }
 
 /// A listening socket and whether it may have clients waiting.
@@ -73,9 +83,17 @@ pub struct Proxy {
     pairs: Slab<Pair<TcpStream>>,
     timers: Timers<Timer>,
     pool: Pool,
-    balancer: RoundRobin,
+    balancer: Balancer,
+    probes: Probes,
     buffers: BufferPool,
     connect_timeout: Duration,
+    /// Most servers tried per client.
+    tries: usize,
+    tries_timeout: Option<Duration>,
+    passive: PassivePolicy,
+    active: ActivePolicy,
+    health_interval: Option<Duration>,
+    health_timeout: Duration,
     idle_timeout: Duration,
     max_conns: usize,
     next_id: u64,
@@ -118,16 +136,27 @@ impl Proxy {
                 max_conns * 2 + crate::config::RESERVED_FDS as usize
             );
         }
-        let upstreams: Vec<String> = pool.servers.iter().map(|s| s.addr.to_string()).collect();
+        let upstreams: Vec<String> = pool.servers.iter().map(describe_server).collect();
         info!(
-            "listening on {addr}, upstreams [{}], buffer-size {} bytes per direction, \
+            "listening on {addr}, upstreams [{}], balance {}, buffer-size {} bytes per direction, \
              max-conns {max_conns} (descriptor limit {fd_limit}), connect-timeout {:?}, \
              idle-timeout {:?}",
             upstreams.join(", "),
+            config.balance.as_str(),
             config.buffer_size,
             config.connect_timeout,
             config.idle_timeout,
         );
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        let mut timers = Timers::default();
+        if config.health_interval.is_some() {
+            let now = Instant::now();
+            for (server, _) in pool.servers.iter().enumerate().filter(|(_, s)| !s.down) {
+                timers.schedule(now, Timer::Check { server });
+            }
+        }
         Ok(Proxy {
             poll,
             listeners: vec![Listener {
@@ -136,9 +165,22 @@ impl Proxy {
                 pending: false,
             }],
             pairs: Slab::new(),
-            timers: Timers::default(),
+            timers,
+            balancer: Balancer::new(config.balance, &pool, seed),
+            probes: Probes::new(pool.len()),
+            tries: config.tries.unwrap_or(pool.len()),
+            tries_timeout: config.tries_timeout,
+            passive: PassivePolicy {
+                max_fails: config.max_fails,
+                fail_timeout: config.fail_timeout,
+            },
+            active: ActivePolicy {
+                rise: config.health_rise,
+                fall: config.health_fall,
+            },
+            health_interval: config.health_interval,
+            health_timeout: config.health_timeout.unwrap_or(config.connect_timeout),
             pool,
-            balancer: RoundRobin::default(),
             buffers: BufferPool::new(config.buffer_size, MAX_FREE_BUFFERS),
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
@@ -238,6 +280,7 @@ impl Proxy {
                     listener.pending = true;
                 }
             }
+            Target::Check(server) => self.probe_event(server, now),
             Target::Pair { key, side } => self.pair_event(key, side, event, now),
         }
     }
@@ -266,6 +309,9 @@ impl Proxy {
                 ConnectCheck::Connected => {
                     pair.phase = Phase::Streaming;
                     end.writable = true;
+                    if let Some(id) = pair.upstream_id {
+                        self.pool.servers[id].passive.record_success();
+                    }
                 }
             }
         } else if failed && let Ok(Some(e)) = end.stream.take_error() {
@@ -290,67 +336,6 @@ impl Proxy {
         }
     }
 
-    /// Starts connecting pair `key` to the next server it has not tried; closes the client
-    /// when every server has been tried.
-    fn connect_next(&mut self, key: usize, now: Instant) {
-        loop {
-            let Some(pair) = self.pairs.get_mut(key) else {
-                return;
-            };
-            let Some(id) = self.balancer.pick(&self.pool, &pair.tried) else {
-                return self.close(key, CloseReason::ConnectFailed, now);
-            };
-            pair.tried.push(id);
-            let addr = self.pool.addr(id);
-            let started = connect::start(addr).and_then(|mut stream| {
-                self.poll
-                    .registry()
-                    .register(
-                        &mut stream,
-                        token::pair(key, Side::Upstream),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )
-                    .map(|()| stream)
-            });
-            match started {
-                Ok(stream) => {
-                    let attempt = pair.tried.len() as u32;
-                    pair.upstream = Some(End::new(stream));
-                    pair.upstream_id = Some(id);
-                    pair.phase = Phase::Connecting { attempt };
-                    self.pool.servers[id].active += 1;
-                    let at = now + self.connect_timeout;
-                    let pair_id = pair.id;
-                    self.timers.schedule(
-                        at,
-                        Timer::Connect {
-                            key,
-                            id: pair_id,
-                            attempt,
-                        },
-                    );
-                    return;
-                }
-                Err(e) => warn!("connect to upstream {addr} failed at once: {e}"),
-            }
-        }
-    }
-
-    /// Drops the failed upstream attempt of pair `key` and moves on to the next server.
-    fn retry(&mut self, key: usize, err: &io::Error, now: Instant) {
-        let Some(pair) = self.pairs.get_mut(key) else {
-            return;
-        };
-        if let Some(id) = pair.upstream_id.take() {
-            self.pool.servers[id].active -= 1;
-            warn!("connect to upstream {} failed: {err}", self.pool.addr(id));
-        }
-        if let Some(mut old) = pair.upstream.take() {
-            let _ = self.poll.registry().deregister(&mut old.stream);
-        }
-        self.connect_next(key, now);
-    }
-
     fn fire_timers(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
@@ -365,6 +350,13 @@ impl Proxy {
                         self.retry(key, &err, now);
                     }
                 }
+                Timer::Check { server } => self.start_check(server, now),
+                Timer::CheckTimeout { server, seq } => {
+                    if self.probes.time_out(server, seq) {
+                        self.finish_check(server, false, "timed out", now);
+                    }
+                }
+                Timer::Recovered { server } => self.recovered(server, now),
                 Timer::Idle { key, id } => {
                     let Some(pair) = self.pairs.get(key).filter(|p| p.id == id) else {
                         continue;
@@ -469,6 +461,24 @@ impl Proxy {
             reason
         );
     }
+}
+
+/// A server for the start line: address and any non-default options.
+fn describe_server(server: &crate::upstream::Upstream) -> String {
+    let mut text = server.addr.to_string();
+    if server.weight != 1 {
+        text += &format!(",weight={}", server.weight);
+    }
+    if let Some(max) = server.max_conns {
+        text += &format!(",max-conns={max}");
+    }
+    if server.backup {
+        text += ",backup";
+    }
+    if server.down {
+        text += ",down";
+    }
+    text
 }
 
 /// Binds a non-blocking listener with `SO_REUSEADDR` (and `IPV6_V6ONLY` for IPv6, as nginx

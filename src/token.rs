@@ -1,8 +1,9 @@
 //! Mapping between mio `Token`s and what they stand for.
 //!
-//! A pair sits in the slab once and owns two tokens: `key << 1 | side`. The top of the token
-//! space is reserved for the fixed sources (signals, the stop waker, listeners), so every
-//! valid slab key stays below [`MAX_PAIR_KEY`] and decoding never confuses the two ranges.
+//! The low two bits say what kind of source a token names, the rest is its index: a pair sits
+//! in the slab once and owns two tokens (`key << 2 | side`); a health-check probe is
+//! `server << 2 | 2`; fixed sources (signals, the stop waker, listeners) are `i << 2 | 3`.
+//! Decoding is exact for every index up to [`MAX_INDEX`].
 
 use mio::Token;
 
@@ -34,47 +35,61 @@ pub enum Target {
     Waker,
     /// Listener number `i`.
     Listener(usize),
+    /// The active health-check probe of server `i`.
+    Check(usize),
     /// One side of the pair at slab key `key`.
     Pair { key: usize, side: Side },
 }
 
-/// Tokens reserved at the top of the space for fixed sources.
-const RESERVED: usize = 1024;
-/// Most listeners one loop can hold.
-pub const MAX_LISTENERS: usize = RESERVED - 2;
-/// Largest slab key whose tokens stay clear of the reserved range.
-pub const MAX_PAIR_KEY: usize = (usize::MAX - RESERVED) >> 1;
+const KIND_BITS: usize = 2;
+const CHECK: usize = 2;
+const FIXED: usize = 3;
+
+/// Largest index (slab key, server or listener number) a token can carry.
+pub const MAX_INDEX: usize = usize::MAX >> KIND_BITS;
+/// Largest slab key a pair may have.
+pub const MAX_PAIR_KEY: usize = MAX_INDEX;
 
 /// Token of the signal source.
-pub const SIGNAL: Token = Token(usize::MAX);
+pub const SIGNAL: Token = Token(FIXED);
 /// Token of the stop waker.
-pub const WAKER: Token = Token(usize::MAX - 1);
+pub const WAKER: Token = Token(1 << KIND_BITS | FIXED);
 
-/// Token of listener `i` (`i < MAX_LISTENERS`).
+/// Token of listener `i`.
 pub fn listener(i: usize) -> Token {
-    debug_assert!(i < MAX_LISTENERS);
-    Token(usize::MAX - 2 - i)
+    debug_assert!(i <= MAX_INDEX - 2);
+    Token((i + 2) << KIND_BITS | FIXED)
+}
+
+/// Token of the health-check probe of server `i`.
+pub fn check(i: usize) -> Token {
+    debug_assert!(i <= MAX_INDEX);
+    Token(i << KIND_BITS | CHECK)
 }
 
 /// Token of one side of the pair at `key` (`key <= MAX_PAIR_KEY`).
 pub fn pair(key: usize, side: Side) -> Token {
     debug_assert!(key <= MAX_PAIR_KEY);
-    Token(key << 1 | side as usize)
+    Token(key << KIND_BITS | side as usize)
 }
 
 /// Decodes a token produced by this module.
 pub fn decode(token: Token) -> Target {
-    match token.0 {
-        t if t == SIGNAL.0 => Target::Signal,
-        t if t == WAKER.0 => Target::Waker,
-        t if t > usize::MAX - RESERVED => Target::Listener(usize::MAX - 2 - t),
-        t => Target::Pair {
-            key: t >> 1,
-            side: if t & 1 == 0 {
-                Side::Client
-            } else {
-                Side::Upstream
-            },
+    let index = token.0 >> KIND_BITS;
+    match token.0 & ((1 << KIND_BITS) - 1) {
+        0 => Target::Pair {
+            key: index,
+            side: Side::Client,
+        },
+        1 => Target::Pair {
+            key: index,
+            side: Side::Upstream,
+        },
+        CHECK => Target::Check(index),
+        _ => match index {
+            0 => Target::Signal,
+            1 => Target::Waker,
+            i => Target::Listener(i - 2),
         },
     }
 }
@@ -93,18 +108,28 @@ mod tests {
     }
 
     #[test]
-    fn fixed_tokens_round_trip() {
+    fn fixed_and_check_tokens_round_trip() {
         assert_eq!(decode(SIGNAL), Target::Signal);
         assert_eq!(decode(WAKER), Target::Waker);
-        for i in [0, 1, MAX_LISTENERS - 1] {
+        for i in [0, 1, 1000, MAX_INDEX - 2] {
             assert_eq!(decode(listener(i)), Target::Listener(i));
+        }
+        for i in [0, 5, MAX_INDEX] {
+            assert_eq!(decode(check(i)), Target::Check(i));
         }
     }
 
     #[test]
-    fn largest_pair_key_stays_below_reserved_range() {
-        let top = pair(MAX_PAIR_KEY, Side::Upstream).0;
-        assert!(top <= usize::MAX - RESERVED);
-        assert!(top < listener(MAX_LISTENERS - 1).0);
+    fn kinds_never_collide() {
+        let mut tokens = vec![SIGNAL, WAKER, listener(0), check(0), check(1)];
+        tokens.extend(
+            [0, 1, 2]
+                .iter()
+                .flat_map(|&k| [pair(k, Side::Client), pair(k, Side::Upstream)]),
+        );
+        let mut unique = tokens.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), tokens.len());
     }
 }
