@@ -9,9 +9,12 @@
 
 use crate::config::BalancePolicy;
 use crate::upstream::{Pool, Upstream, UpstreamId};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Instant;
 
+/// Random draws random-two makes before it ranks the eligible servers instead.
+const RANDOM_DRAWS: usize = 8;
 /// Points on the hash ring per unit of weight (Ketama uses 160 per server).
 const POINTS_PER_WEIGHT: u32 = 160;
 
@@ -19,10 +22,19 @@ const POINTS_PER_WEIGHT: u32 = 160;
 #[derive(Debug, Clone)]
 pub struct Balancer {
     policy: BalancePolicy,
-    /// Smooth weighted round robin: each server's current weight.
-    current: Vec<i64>,
-    /// Least-conn tie-breaking: where the next scan starts.
+    /// Round robin: one period of nginx's smooth weighted sequence over every server
+    /// (length = total weight), computed once so that a pick is a step, not a scan.
+    sequence: Vec<UpstreamId>,
+    /// Round robin: position in `sequence`; least-conn: where the tie-breaking scan starts.
     cursor: usize,
+    /// Least-conn: servers ordered by (load per weight, when last re-keyed), as HAProxy's
+    /// leastconn tree: the first eligible entry is the least loaded, and among equals the
+    /// one picked or changed longest ago, which rotates ties.
+    order: BTreeSet<(u64, u64, UpstreamId)>,
+    /// Least-conn: each server's current key in `order`.
+    keys: Vec<(u64, u64)>,
+    /// Least-conn: the last sequence number handed out.
+    seq: u64,
     /// Ip-hash: the Ketama-style ring of (point, server), sorted by point.
     ring: Vec<(u64, UpstreamId)>,
     /// Random-two: xorshift64* state (never 0).
@@ -38,13 +50,47 @@ impl Balancer {
         } else {
             Vec::new()
         };
-        Balancer {
+        let sequence = if policy == BalancePolicy::RoundRobin {
+            smooth_weighted_sequence(pool)
+        } else {
+            Vec::new()
+        };
+        let mut balancer = Balancer {
             policy,
-            current: vec![0; pool.len()],
+            sequence,
             cursor: 0,
+            order: BTreeSet::new(),
+            keys: Vec::new(),
+            seq: 0,
             ring,
             rng: seed | 1,
+        };
+        if policy == BalancePolicy::LeastConn {
+            balancer.keys = vec![(0, 0); pool.len()];
+            for id in 0..pool.len() {
+                balancer.order.insert((0, 0, id));
+                balancer.rekey(pool, id);
+            }
         }
+        balancer
+    }
+
+    /// Tells the balancer that `id`'s active connections or weight changed. Must be called
+    /// after every such change for least-conn to stay exact; a no-op for other policies.
+    pub fn update(&mut self, pool: &Pool, id: UpstreamId) {
+        if self.policy == BalancePolicy::LeastConn {
+            self.rekey(pool, id);
+        }
+    }
+
+    fn rekey(&mut self, pool: &Pool, id: UpstreamId) {
+        let (load, seq) = self.keys[id];
+        self.order.remove(&(load, seq, id));
+        self.seq += 1;
+        let server = &pool.servers[id];
+        let load = ((server.active as u64) << 24) / u64::from(server.weight.max(1));
+        self.keys[id] = (load, self.seq);
+        self.order.insert((load, self.seq, id));
     }
 
     /// The server for a client at `client` that has already tried `tried`, or `None`.
@@ -80,47 +126,37 @@ impl Balancer {
         }
     }
 
-    /// nginx's smooth weighted round robin: every eligible server gains its weight, the
-    /// richest is picked and pays the total, so weights 5,1,1 give a a b a c a a.
+    /// The next eligible server in the smooth weighted sequence. With every server
+    /// eligible this is exactly nginx's order (weights 5,1,1 give a a b a c a a); an
+    /// ineligible server's turns are skipped. Each server appears in every period, so one
+    /// period's walk finds an eligible server if there is one.
     fn smooth_weighted(
         &mut self,
         pool: &Pool,
         eligible: &dyn Fn(UpstreamId, &Upstream) -> bool,
     ) -> Option<UpstreamId> {
-        let mut total = 0i64;
-        let mut best: Option<UpstreamId> = None;
-        for (id, server) in pool.servers.iter().enumerate() {
-            if !eligible(id, server) {
-                continue;
-            }
-            self.current[id] += i64::from(server.weight);
-            total += i64::from(server.weight);
-            if best.is_none_or(|b| self.current[id] > self.current[b]) {
-                best = Some(id);
-            }
-        }
-        let best = best?;
-        self.current[best] -= total;
-        Some(best)
+        let len = self.sequence.len();
+        let offset = (0..len).find(|step| {
+            let id = self.sequence[(self.cursor + step) % len];
+            eligible(id, &pool.servers[id])
+        })?;
+        let position = (self.cursor + offset) % len;
+        self.cursor = (position + 1) % len;
+        Some(self.sequence[position])
     }
 
-    /// Fewest active connections per unit of weight; among equals, the next in turn.
+    /// Fewest active connections per unit of weight; among equals, the one picked longest
+    /// ago. A walk of the ordered set: O(log n) plus the ineligible servers skipped.
     fn least_conn(
         &mut self,
         pool: &Pool,
         eligible: &dyn Fn(UpstreamId, &Upstream) -> bool,
     ) -> Option<UpstreamId> {
-        let n = pool.len();
-        let mut best: Option<UpstreamId> = None;
-        for offset in 0..n {
-            let id = (self.cursor + offset) % n;
-            let server = &pool.servers[id];
-            if eligible(id, server) && best.is_none_or(|b| less_loaded(server, &pool.servers[b])) {
-                best = Some(id);
-            }
-        }
-        let best = best?;
-        self.cursor = (best + 1) % n;
+        let &(_, _, best) = self
+            .order
+            .iter()
+            .find(|&&(_, _, id)| eligible(id, &pool.servers[id]))?;
+        self.rekey(pool, best);
         Some(best)
     }
 
@@ -143,12 +179,32 @@ impl Balancer {
     }
 
     /// Power of two random choices: two distinct eligible servers at random, the less loaded
-    /// (per unit of weight) wins.
+    /// (per unit of weight) wins. Draws at random first (O(1) while most servers are
+    /// eligible), and falls back to ranking the eligible servers when draws keep missing.
     fn random_two(
         &mut self,
         pool: &Pool,
         eligible: &dyn Fn(UpstreamId, &Upstream) -> bool,
     ) -> Option<UpstreamId> {
+        let n = pool.len() as u64;
+        let mut drawn: Option<UpstreamId> = None;
+        for _ in 0..RANDOM_DRAWS {
+            let id = (self.next_random() % n) as usize;
+            if Some(id) == drawn || !eligible(id, &pool.servers[id]) {
+                continue;
+            }
+            match drawn {
+                None => drawn = Some(id),
+                Some(a) => {
+                    let b = id;
+                    return Some(if less_loaded(&pool.servers[b], &pool.servers[a]) {
+                        b
+                    } else {
+                        a
+                    });
+                }
+            }
+        }
         let count = pool
             .servers
             .iter()
@@ -187,6 +243,27 @@ impl Balancer {
         self.rng ^= self.rng >> 27;
         self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
+}
+
+/// One period of nginx's smooth weighted round robin over all servers: each step every
+/// server gains its weight, the richest is picked and pays the total.
+fn smooth_weighted_sequence(pool: &Pool) -> Vec<UpstreamId> {
+    let total: i64 = pool.servers.iter().map(|s| i64::from(s.weight)).sum();
+    let mut current = vec![0i64; pool.len()];
+    (0..total)
+        .filter_map(|_| {
+            let mut best: Option<UpstreamId> = None;
+            for (id, server) in pool.servers.iter().enumerate() {
+                current[id] += i64::from(server.weight);
+                if best.is_none_or(|b| current[id] > current[b]) {
+                    best = Some(id);
+                }
+            }
+            let best = best?;
+            current[best] -= total;
+            Some(best)
+        })
+        .collect()
 }
 
 /// `a.active / a.weight < b.active / b.weight`, without division.
@@ -316,12 +393,17 @@ mod tests {
         let mut b = Balancer::new(BalancePolicy::LeastConn, &pool, 1);
         assert_eq!(picks(&mut b, &pool, 1), [1]);
         pool.servers[2].weight = 4; // 2/4 < 1/1
+        b.update(&pool, 2);
         assert_eq!(picks(&mut b, &pool, 1), [2]);
-        for s in &mut pool.servers {
-            s.active = 0;
-            s.weight = 1;
+        for id in 0..3 {
+            pool.servers[id].active = 0;
+            pool.servers[id].weight = 1;
+            b.update(&pool, id);
         }
         assert_eq!(picks(&mut b, &pool, 4), [0, 1, 2, 0]);
+        pool.servers[1].active = 1;
+        b.update(&pool, 1);
+        assert_eq!(picks(&mut b, &pool, 4), [2, 0, 2, 0]);
     }
 
     #[test]

@@ -438,6 +438,7 @@ impl Proxy {
         };
         if let Some(id) = pair.upstream_id {
             self.pool.servers[id].active -= 1;
+            self.balancer.update(&self.pool, id);
         }
         match reason {
             CloseReason::ClientReset => {

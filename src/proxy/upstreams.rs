@@ -57,6 +57,7 @@ impl Proxy {
                     pair.upstream_id = Some(id);
                     pair.phase = Phase::Connecting { attempt };
                     self.pool.servers[id].active += 1;
+                    self.balancer.update(&self.pool, id);
                     let timer = Timer::Connect {
                         key,
                         id: pair.id,
@@ -83,6 +84,7 @@ impl Proxy {
         }
         if let Some(id) = pair.upstream_id.take() {
             self.pool.servers[id].active -= 1;
+            self.balancer.update(&self.pool, id);
             warn!("connect to upstream {} failed: {err}", self.pool.addr(id));
             self.connect_failed(id, now);
         }
