@@ -32,6 +32,8 @@ OPTIONS:
         --max-conns N          most connections at once; at the limit new clients wait
                                in the listen backlog [default: (descriptor limit - 32) / 2]
         --backlog N            listen backlog [default: 1024]
+        --workers N|auto       independent event loops sharing the port with SO_REUSEPORT,
+                               like nginx workers; auto = one per CPU [default: 1]
 
 BALANCING AND HEALTH:
         --balance POLICY       round-robin (smooth weighted), least-conn, ip-hash
@@ -149,6 +151,17 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
         config.idle_timeout = d;
     }
     config.max_conns = opt_number(&mut args, "--max-conns", 1, 1 << 24)?.map(|n| n as usize);
+    const WORKERS: &str = "a whole number from 1 to 1024, or auto";
+    if let Some(s) = opt_string(&mut args, "--workers", "--workers", WORKERS)? {
+        config.workers = if s == "auto" {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(1024))
+        } else {
+            s.parse()
+                .ok()
+                .filter(|n| (1..=1024).contains(n))
+                .ok_or_else(|| usage("--workers", WORKERS, Some(&s)))?
+        };
+    }
     if let Some(n) = opt_number(&mut args, "--backlog", 1, 65535)? {
         config.backlog = n as u32;
     }
@@ -433,6 +446,10 @@ mod tests {
         assert_eq!(c.idle_timeout, Duration::from_secs(3600));
         assert_eq!(c.max_conns, Some(10));
         assert_eq!(c.backlog, 16);
+        let c = config(&["-l", "127.0.0.1:1", "-u", "h:1", "--workers", "4"]);
+        assert_eq!(c.workers, 4);
+        let c = config(&["-l", "127.0.0.1:1", "-u", "h:1", "--workers", "auto"]);
+        assert!(c.workers >= 1);
     }
 
     #[test]
@@ -564,6 +581,9 @@ mod tests {
         assert_eq!(with(&["--idle-timeout", "forever"]), "--idle-timeout");
         assert_eq!(with(&["--max-conns", "0"]), "--max-conns");
         assert_eq!(with(&["--backlog", "70000"]), "--backlog");
+        assert_eq!(with(&["--workers", "0"]), "--workers");
+        assert_eq!(with(&["--workers", "1025"]), "--workers");
+        assert_eq!(with(&["--workers", "many"]), "--workers");
         assert_eq!(with(&["--buffer-size"]), "--buffer-size");
         assert_eq!(with(&["--frobnicate"]), "--frobnicate");
     }

@@ -93,8 +93,11 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// How long a pair may move no byte in either direction before it is closed.
     pub idle_timeout: Duration,
-    /// Most pairs open at once; `None` derives it from the descriptor limit at start.
+    /// Most pairs open at once in the process (split evenly between workers); `None` derives
+    /// it from the descriptor limit at start.
     pub max_conns: Option<usize>,
+    /// Independent event loops, each with its own `SO_REUSEPORT` listener (1..=1024).
+    pub workers: usize,
     /// Listen backlog.
     pub backlog: u32,
     /// Balancing policy.
@@ -127,6 +130,7 @@ impl Config {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_conns: None,
+            workers: 1,
             backlog: DEFAULT_BACKLOG,
             balance: BalancePolicy::RoundRobin,
             tries: None,

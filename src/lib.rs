@@ -26,3 +26,4 @@ pub mod ring;
 pub mod timers;
 pub mod token;
 pub mod upstream;
+pub mod workers;

@@ -3,7 +3,7 @@
 
 use ringproxy::cli::{self, Command, HELP};
 use ringproxy::config::raise_fd_limit;
-use ringproxy::proxy::Proxy;
+use ringproxy::workers;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -33,21 +33,17 @@ fn main() -> ExitCode {
     if let Err(e) = raise_fd_limit() {
         log::warn!("cannot raise the descriptor limit: {e}");
     }
-    let mut proxy = match Proxy::bind(*config) {
-        Ok(proxy) => proxy,
+    let proxies = match workers::bind(&config) {
+        Ok(proxies) => proxies,
         Err(e) => {
             eprintln!("ringproxy: {e}");
             return ExitCode::from(1);
         }
     };
-    if let Err(e) = proxy.handle_signals() {
-        eprintln!("ringproxy: {e}");
-        return ExitCode::from(1);
-    }
-    match proxy.run() {
+    match workers::run(proxies) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ringproxy: event loop failed: {e}");
+            eprintln!("ringproxy: {e}");
             ExitCode::from(1)
         }
     }

@@ -113,9 +113,11 @@ impl Proxy {
         let pool = Pool::resolve(&config.upstreams)?;
         let poll = Poll::new().map_err(setup("create the poller"))?;
         let mut socket =
-            bind_listener(config.listen, config.backlog).map_err(|source| StartError::Bind {
-                addr: config.listen,
-                source,
+            bind_listener(config.listen, config.backlog, config.workers > 1).map_err(|source| {
+                StartError::Bind {
+                    addr: config.listen,
+                    source,
+                }
             })?;
         let addr = socket
             .local_addr()
@@ -128,8 +130,13 @@ impl Proxy {
             .get()
             .map(|(soft, _)| soft)
             .map_err(setup("read the descriptor limit"))?;
-        let max_conns = config.max_conns.unwrap_or(default_max_conns(fd_limit));
-        if max_conns as u64 * 2 + crate::config::RESERVED_FDS > fd_limit {
+        // Workers share the process's descriptors, so each takes its share of the limit.
+        let workers = config.workers.max(1);
+        let max_conns = config
+            .max_conns
+            .unwrap_or(default_max_conns(fd_limit))
+            .div_ceil(workers);
+        if (max_conns * workers) as u64 * 2 + crate::config::RESERVED_FDS > fd_limit {
             warn!(
                 "--max-conns {max_conns} needs about {} descriptors but the limit is {fd_limit}; \
                  accepts will pause when descriptors run out",
@@ -483,10 +490,14 @@ fn describe_server(server: &crate::upstream::Upstream) -> String {
 }
 
 /// Binds a non-blocking listener with `SO_REUSEADDR` (and `IPV6_V6ONLY` for IPv6, as nginx
-/// does, so `0.0.0.0:P` and `[::]:P` can coexist).
-fn bind_listener(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+/// does, so `0.0.0.0:P` and `[::]:P` can coexist). With several workers each binds its own
+/// listener with `SO_REUSEPORT` and the kernel spreads connections between them.
+fn bind_listener(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
