@@ -99,6 +99,8 @@ pub struct Proxy {
     next_id: u64,
     /// Accepting is paused until this `AcceptResume` timer fires.
     accept_paused: bool,
+    /// Failed accepts since the last successful one: a burst is logged once, when it starts.
+    accept_failures: u64,
     waker: Arc<Waker>,
     signals: Option<Signals>,
     stop: bool,
@@ -194,6 +196,7 @@ impl Proxy {
             max_conns,
             next_id: 0,
             accept_paused: false,
+            accept_failures: 0,
             waker: Arc::new(waker),
             signals: None,
             stop: false,
@@ -387,7 +390,16 @@ impl Proxy {
                 && self.pairs.len() < self.max_conns
             {
                 match self.listeners[i].socket.accept() {
-                    Ok((stream, addr)) => self.open(stream, addr, now),
+                    Ok((stream, addr)) => {
+                        if self.accept_failures > 0 {
+                            info!(
+                                "accepting again on {} after {} failed accept(s)",
+                                self.listeners[i].addr, self.accept_failures
+                            );
+                            self.accept_failures = 0;
+                        }
+                        self.open(stream, addr, now);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.listeners[i].pending = false;
                     }
@@ -397,12 +409,15 @@ impl Proxy {
                             io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
                         ) => {}
                     Err(e) => {
-                        warn!(
-                            "accept on {} failed: {e}; pausing accepts for {ACCEPT_PAUSE:?} \
-                             ({} connections open)",
-                            self.listeners[i].addr,
-                            self.pairs.len()
-                        );
+                        if self.accept_failures == 0 {
+                            warn!(
+                                "accept on {} failed: {e}; pausing accepts for {ACCEPT_PAUSE:?} \
+                                 and retrying until it works ({} connections open)",
+                                self.listeners[i].addr,
+                                self.pairs.len()
+                            );
+                        }
+                        self.accept_failures += 1;
                         self.accept_paused = true;
                         self.timers
                             .schedule(now + ACCEPT_PAUSE, Timer::AcceptResume);
