@@ -56,14 +56,26 @@ impl Probes {
         }
     }
 
-    /// Starts a probe of `server` at `addr` unless one is in flight.
-    pub fn start(&mut self, server: UpstreamId, addr: SocketAddr, registry: &Registry) -> Start {
+    /// Makes room for `servers` servers (a pool only grows).
+    pub fn resize(&mut self, servers: usize) {
+        self.probes
+            .resize_with(servers.max(self.probes.len()), || None);
+    }
+
+    /// Starts a probe of server `server` of route `route` at `addr` unless one is in flight.
+    pub fn start(
+        &mut self,
+        route: usize,
+        server: UpstreamId,
+        addr: SocketAddr,
+        registry: &Registry,
+    ) -> Start {
         if self.probes[server].is_some() {
             return Start::Busy;
         }
         let started = connect::start(addr).and_then(|mut stream| {
             registry
-                .register(&mut stream, token::check(server), Interest::WRITABLE)
+                .register(&mut stream, token::check(route, server), Interest::WRITABLE)
                 .map(|()| stream)
         });
         match started {

@@ -3,10 +3,13 @@
 //! Parsing is pure: nothing is resolved, bound or logged here, and every failure is a
 //! [`UsageError`] naming the flag, so `main` can print one line and exit with status 2.
 
-use crate::config::{BalancePolicy, Config, MAX_BUFFER_SIZE, UpstreamSpec};
+use crate::config::{
+    BalancePolicy, Config, LogFormat, MAX_BUFFER_SIZE, UpstreamSpec, validate_pool,
+};
 use crate::error::UsageError;
 use std::ffi::OsString;
 use std::net::{Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Text printed by `--help`.
@@ -15,6 +18,7 @@ ringproxy - a single-threaded TCP (layer 4) reverse proxy with bounded ring buff
 
 USAGE:
     ringproxy --listen ADDR --upstream HOST:PORT [--upstream HOST:PORT ...] [OPTIONS]
+    ringproxy --config FILE [--check]
 
 REQUIRED:
     -l, --listen ADDR          address to accept clients on: 127.0.0.1:8080, [::]:8080
@@ -47,6 +51,14 @@ BALANCING AND HEALTH:
         --health-timeout DUR   check connect timeout [default: --connect-timeout]
         --health-rise N        consecutive good checks to bring a server up [default: 2]
         --health-fall N        consecutive bad checks to take a server down [default: 3]
+OPERATING:
+    -c, --config FILE          read routes and settings from a TOML file (re-read on SIGHUP);
+                               no other configuration flag may be given with it
+        --check                validate the configuration, print it and exit (0 or 2)
+        --access-log PATH      one line per finished connection; - for stdout [default: off]
+        --access-log-format F  text (nginx-like) or json [default: text]
+        --metrics ADDR         serve Prometheus metrics on http://ADDR/metrics [default: off]
+        --drain-timeout DUR    on SIGTERM/SIGINT, let connections finish this long [default: 30s]
     -v, --verbose              more logs (-v debug: one line per connection; -vv trace)
     -q, --quiet                fewer logs (-q warnings only; -qq errors only)
     -h, --help                 print this help
@@ -56,11 +68,24 @@ Logs go to stderr; RUST_LOG overrides -v/-q (e.g. RUST_LOG=ringproxy=debug).
 Exit status: 0 stopped by SIGINT/SIGTERM, 1 could not start, 2 bad command line.
 ";
 
+/// Where the configuration comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// The single-route flags, already validated.
+    Flags(Box<Config>),
+    /// A TOML file, read (and re-read on SIGHUP) by `file::load`.
+    File(PathBuf),
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Command {
-    /// Run the proxy with this configuration and log verbosity.
-    Run { config: Box<Config>, verbosity: i32 },
+    /// Run the proxy (or, with `check`, validate and print the configuration).
+    Run {
+        source: Source,
+        verbosity: i32,
+        check: bool,
+    },
     /// Print help and exit 0.
     Help,
     /// Print the version and exit 0.
@@ -104,104 +129,125 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
     while args.contains(["-q", "--quiet"]) {
         verbosity -= 1;
     }
+    let check = args.contains("--check");
+    const FILE: &str = "the path of a TOML configuration file";
+    if let Some(path) = opt_string(&mut args, ["-c", "--config"], "--config", FILE)? {
+        if let Some(first) = args.finish().first() {
+            return Err(usage(
+                &first.to_string_lossy(),
+                "no other configuration flag with --config (put settings in the file)",
+                None,
+            ));
+        }
+        return Ok(Command::Run {
+            source: Source::File(PathBuf::from(path)),
+            verbosity,
+            check,
+        });
+    }
+    let config = parse_flags(&mut args)?;
+    if let Some(first) = args.finish().first() {
+        return Err(usage(
+            &first.to_string_lossy(),
+            "a known option (see --help)",
+            None,
+        ));
+    }
+    Ok(Command::Run {
+        source: Source::Flags(Box::new(config)),
+        verbosity,
+        check,
+    })
+}
 
+/// The single-route configuration flags; their meaning is the file's (see `file.rs`).
+fn parse_flags(args: &mut pico_args::Arguments) -> Result<Config, UsageError> {
     const LISTEN: &str = "an address such as 127.0.0.1:8080 or [::]:8080";
     const SIZE: &str = "a size such as 16384, 16k, 16KiB, 1m or 1MiB, from 1 byte to 256MiB";
     const BALANCE: &str = "one of round-robin, least-conn, ip-hash, random-two";
+    const WORKERS: &str = "a whole number from 1 to 1024, or auto";
+    const FORMAT: &str = "text or json";
 
-    let listen = opt_string(&mut args, ["-l", "--listen"], "--listen", LISTEN)?
+    let listen = opt_string(args, ["-l", "--listen"], "--listen", LISTEN)?
         .ok_or_else(|| usage("--listen", LISTEN, None))?;
     let listen: SocketAddr = listen
         .parse()
         .map_err(|_| usage("--listen", LISTEN, Some(&listen)))?;
 
     let mut upstreams: Vec<UpstreamSpec> = Vec::new();
-    while let Some(u) = opt_string(&mut args, ["-u", "--upstream"], "--upstream", UPSTREAM)? {
-        let spec = parse_upstream(&u)?;
-        if upstreams.iter().any(|other| other.addr == spec.addr) {
-            return Err(usage(
-                "--upstream",
-                "each server listed once",
-                Some(&spec.addr),
-            ));
-        }
-        upstreams.push(spec);
+    while let Some(u) = opt_string(args, ["-u", "--upstream"], "--upstream", UPSTREAM)? {
+        upstreams.push(parse_upstream(&u)?);
     }
     if upstreams.is_empty() {
         return Err(usage("--upstream", UPSTREAM, None));
     }
-    if upstreams.iter().all(|u| u.down || u.backup) {
-        return Err(usage(
-            "--upstream",
-            "at least one server that is neither down nor backup",
-            None,
-        ));
-    }
+    validate_pool(&upstreams).map_err(|e| usage("--upstream", &e, None))?;
 
     let mut config = Config::new(listen, upstreams);
-    if let Some(s) = opt_string(&mut args, "--buffer-size", "--buffer-size", SIZE)? {
-        config.buffer_size = parse_size(&s)
+    let route = config.route();
+    if let Some(s) = opt_string(args, "--buffer-size", "--buffer-size", SIZE)? {
+        route.buffer_size = parse_size(&s)
             .filter(|n| (1..=MAX_BUFFER_SIZE).contains(n))
             .ok_or_else(|| usage("--buffer-size", SIZE, Some(&s)))?;
     }
-    if let Some(d) = opt_duration(&mut args, "--connect-timeout")? {
-        config.connect_timeout = d;
+    if let Some(d) = opt_duration(args, "--connect-timeout")? {
+        route.connect_timeout = d;
     }
-    if let Some(d) = opt_duration(&mut args, "--idle-timeout")? {
-        config.idle_timeout = d;
+    if let Some(d) = opt_duration(args, "--idle-timeout")? {
+        route.idle_timeout = d;
     }
-    config.max_conns = opt_number(&mut args, "--max-conns", 1, 1 << 24)?.map(|n| n as usize);
-    const WORKERS: &str = "a whole number from 1 to 1024, or auto";
-    if let Some(s) = opt_string(&mut args, "--workers", "--workers", WORKERS)? {
-        config.workers = if s == "auto" {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(1024))
-        } else {
-            s.parse()
-                .ok()
-                .filter(|n| (1..=1024).contains(n))
-                .ok_or_else(|| usage("--workers", WORKERS, Some(&s)))?
-        };
+    if let Some(n) = opt_number(args, "--backlog", 1, 65535)? {
+        route.backlog = n as u32;
     }
-    if let Some(n) = opt_number(&mut args, "--backlog", 1, 65535)? {
-        config.backlog = n as u32;
+    if let Some(s) = opt_string(args, "--balance", "--balance", BALANCE)? {
+        route.balance =
+            BalancePolicy::parse(&s).ok_or_else(|| usage("--balance", BALANCE, Some(&s)))?;
     }
-    if let Some(s) = opt_string(&mut args, "--balance", "--balance", BALANCE)? {
-        config.balance = [
-            BalancePolicy::RoundRobin,
-            BalancePolicy::LeastConn,
-            BalancePolicy::IpHash,
-            BalancePolicy::RandomTwo,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
-        .ok_or_else(|| usage("--balance", BALANCE, Some(&s)))?;
+    route.tries = opt_number(args, "--tries", 1, 1024)?.map(|n| n as usize);
+    route.tries_timeout = opt_duration(args, "--tries-timeout")?;
+    if let Some(n) = opt_number(args, "--max-fails", 0, 1_000_000)? {
+        route.max_fails = n as u32;
     }
-    config.tries = opt_number(&mut args, "--tries", 1, 1024)?.map(|n| n as usize);
-    config.tries_timeout = opt_duration(&mut args, "--tries-timeout")?;
-    if let Some(n) = opt_number(&mut args, "--max-fails", 0, 1_000_000)? {
-        config.max_fails = n as u32;
+    if let Some(d) = opt_duration(args, "--fail-timeout")? {
+        route.fail_timeout = d;
     }
-    if let Some(d) = opt_duration(&mut args, "--fail-timeout")? {
-        config.fail_timeout = d;
+    route.health_interval = opt_duration(args, "--health-interval")?;
+    route.health_timeout = opt_duration(args, "--health-timeout")?;
+    if let Some(n) = opt_number(args, "--health-rise", 1, 1000)? {
+        route.health_rise = n as u32;
     }
-    config.health_interval = opt_duration(&mut args, "--health-interval")?;
-    config.health_timeout = opt_duration(&mut args, "--health-timeout")?;
-    if let Some(n) = opt_number(&mut args, "--health-rise", 1, 1000)? {
-        config.health_rise = n as u32;
-    }
-    if let Some(n) = opt_number(&mut args, "--health-fall", 1, 1000)? {
-        config.health_fall = n as u32;
+    if let Some(n) = opt_number(args, "--health-fall", 1, 1000)? {
+        route.health_fall = n as u32;
     }
 
-    let rest = args.finish();
-    if let Some(first) = rest.first() {
-        let text = first.to_string_lossy();
-        return Err(usage(&text, "a known option (see --help)", None));
+    let global = &mut config.global;
+    global.max_conns = opt_number(args, "--max-conns", 1, 1 << 24)?.map(|n| n as usize);
+    if let Some(s) = opt_string(args, "--workers", "--workers", WORKERS)? {
+        global.workers = parse_workers(&s).ok_or_else(|| usage("--workers", WORKERS, Some(&s)))?;
     }
-    Ok(Command::Run {
-        config: Box::new(config),
-        verbosity,
-    })
+    global.access_log = opt_string(args, "--access-log", "--access-log", "a file path or -")?;
+    if let Some(s) = opt_string(args, "--access-log-format", "--access-log-format", FORMAT)? {
+        global.access_log_format =
+            LogFormat::parse(&s).ok_or_else(|| usage("--access-log-format", FORMAT, Some(&s)))?;
+    }
+    if let Some(s) = opt_string(args, "--metrics", "--metrics", LISTEN)? {
+        global.metrics = Some(
+            s.parse()
+                .map_err(|_| usage("--metrics", LISTEN, Some(&s)))?,
+        );
+    }
+    if let Some(d) = opt_duration(args, "--drain-timeout")? {
+        global.drain_timeout = d;
+    }
+    Ok(config)
+}
+
+/// `N` in 1..=1024, or `auto` for one per CPU.
+pub fn parse_workers(s: &str) -> Option<usize> {
+    if s == "auto" {
+        return Some(std::thread::available_parallelism().map_or(1, |n| n.get().min(1024)));
+    }
+    s.parse().ok().filter(|n| (1..=1024).contains(n))
 }
 
 /// Reads an optional whole number in `min..=max`.
@@ -342,11 +388,19 @@ mod tests {
         parse(args.iter().map(OsString::from).collect())
     }
 
-    fn config(args: &[&str]) -> Config {
+    fn full_config(args: &[&str]) -> Config {
         match run(args) {
-            Ok(Command::Run { config, .. }) => *config,
+            Ok(Command::Run {
+                source: Source::Flags(config),
+                ..
+            }) => *config,
             other => panic!("expected a run command, got {other:?}"),
         }
+    }
+
+    /// The single route of a flag configuration.
+    fn config(args: &[&str]) -> crate::config::Route {
+        full_config(args).routes.remove(0)
     }
 
     fn error_flag(args: &[&str]) -> String {
@@ -410,13 +464,14 @@ mod tests {
     #[test]
     fn minimal_command_line_uses_defaults() {
         let c = config(&["-l", "127.0.0.1:8080", "-u", "127.0.0.1:8078"]);
-        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
         assert_eq!(c.upstreams, vec![UpstreamSpec::new("127.0.0.1:8078")]);
         assert_eq!(c.buffer_size, 16384);
         assert_eq!(c.connect_timeout, Duration::from_secs(5));
         assert_eq!(c.idle_timeout, Duration::from_secs(600));
-        assert_eq!(c.max_conns, None);
         assert_eq!(c.backlog, 1024);
+        let global = full_config(&["-l", "127.0.0.1:8080", "-u", "127.0.0.1:8078"]).global;
+        assert_eq!(global, crate::config::Global::default());
     }
 
     #[test]
@@ -434,22 +489,58 @@ mod tests {
             "250ms",
             "--idle-timeout",
             "1h",
-            "--max-conns",
-            "10",
             "--backlog",
             "16",
         ]);
-        assert_eq!(c.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!(c.listen, vec!["[::1]:9000".parse().unwrap()]);
         assert_eq!(c.upstreams.len(), 2);
         assert_eq!(c.buffer_size, 1 << 20);
         assert_eq!(c.connect_timeout, Duration::from_millis(250));
         assert_eq!(c.idle_timeout, Duration::from_secs(3600));
-        assert_eq!(c.max_conns, Some(10));
         assert_eq!(c.backlog, 16);
-        let c = config(&["-l", "127.0.0.1:1", "-u", "h:1", "--workers", "4"]);
-        assert_eq!(c.workers, 4);
-        let c = config(&["-l", "127.0.0.1:1", "-u", "h:1", "--workers", "auto"]);
-        assert!(c.workers >= 1);
+        let g = full_config(&[
+            "-l",
+            "127.0.0.1:1",
+            "-u",
+            "h:1",
+            "--max-conns",
+            "10",
+            "--workers",
+            "4",
+            "--access-log",
+            "-",
+            "--access-log-format",
+            "json",
+            "--metrics",
+            "127.0.0.1:9100",
+            "--drain-timeout",
+            "2s",
+        ])
+        .global;
+        assert_eq!(g.max_conns, Some(10));
+        assert_eq!(g.workers, 4);
+        assert_eq!(g.access_log.as_deref(), Some("-"));
+        assert_eq!(g.access_log_format, LogFormat::Json);
+        assert_eq!(g.metrics, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(g.drain_timeout, Duration::from_secs(2));
+        let g = full_config(&["-l", "127.0.0.1:1", "-u", "h:1", "--workers", "auto"]).global;
+        assert!(g.workers >= 1);
+    }
+
+    #[test]
+    fn config_file_excludes_other_configuration_flags() {
+        match run(&["--config", "x.toml", "--check"]) {
+            Ok(Command::Run {
+                source: Source::File(path),
+                check: true,
+                ..
+            }) => assert_eq!(path, PathBuf::from("x.toml")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            error_flag(&["--config", "x.toml", "-l", "127.0.0.1:1"]),
+            "-l"
+        );
     }
 
     #[test]

@@ -69,6 +69,19 @@ pub enum BalancePolicy {
 }
 
 impl BalancePolicy {
+    /// Every policy.
+    pub const ALL: [BalancePolicy; 4] = [
+        BalancePolicy::RoundRobin,
+        BalancePolicy::LeastConn,
+        BalancePolicy::IpHash,
+        BalancePolicy::RandomTwo,
+    ];
+
+    /// The policy spelled `s` (as [`BalancePolicy::as_str`] spells it).
+    pub fn parse(s: &str) -> Option<BalancePolicy> {
+        BalancePolicy::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
     /// The `--balance` spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,12 +93,90 @@ impl BalancePolicy {
     }
 }
 
-/// Settings of a proxy loop: where to listen, where to forward, and the limits.
-#[derive(Debug, Clone)]
+/// Default time a graceful stop waits for open connections (`--drain-timeout`).
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The whole configuration: process-wide settings and one or more routes.
+///
+/// Invariants once validated ([`Config::validate`]): at least one route, route names unique,
+/// each listen address used by one route only, and every route's pool valid
+/// ([`validate_pool`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Address to accept clients on.
-    pub listen: SocketAddr,
-    /// Upstream servers; never empty, no duplicates, at least one neither `down` nor `backup`.
+    /// Settings that apply to the whole process.
+    pub global: Global,
+    /// The routes: listeners and the pool they forward to.
+    pub routes: Vec<Route>,
+}
+
+/// Process-wide settings (the file's top-level keys).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    /// Most pairs open at once in the process (split evenly between workers); `None` derives
+    /// it from the descriptor limit at start.
+    pub max_conns: Option<usize>,
+    /// Independent event loops, each with its own `SO_REUSEPORT` listeners (1..=1024).
+    pub workers: usize,
+    /// Where to write one line per finished connection: a path, or `-` for stdout.
+    pub access_log: Option<String>,
+    /// Access log line format.
+    pub access_log_format: LogFormat,
+    /// Address serving Prometheus metrics on `/metrics`.
+    pub metrics: Option<SocketAddr>,
+    /// How long a graceful stop lets open connections finish.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            max_conns: None,
+            workers: 1,
+            access_log: None,
+            access_log_format: LogFormat::Text,
+            metrics: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// Access log line format (`--access-log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Space-separated fields in the spirit of nginx's stream log.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`.
+    pub fn parse(s: &str) -> Option<LogFormat> {
+        match s {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+
+    /// The spelling [`LogFormat::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// One route: where to listen, where to forward, and the per-connection settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// Unique name, used in logs and metrics.
+    pub name: String,
+    /// Addresses to accept clients on; never empty.
+    pub listen: Vec<SocketAddr>,
+    /// Upstream servers; valid by [`validate_pool`].
     pub upstreams: Vec<UpstreamSpec>,
     /// Capacity of each of a pair's two rings, in bytes (1..=`MAX_BUFFER_SIZE`).
     pub buffer_size: usize,
@@ -93,11 +184,6 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// How long a pair may move no byte in either direction before it is closed.
     pub idle_timeout: Duration,
-    /// Most pairs open at once in the process (split evenly between workers); `None` derives
-    /// it from the descriptor limit at start.
-    pub max_conns: Option<usize>,
-    /// Independent event loops, each with its own `SO_REUSEPORT` listener (1..=1024).
-    pub workers: usize,
     /// Listen backlog.
     pub backlog: u32,
     /// Balancing policy.
@@ -120,17 +206,20 @@ pub struct Config {
     pub health_fall: u32,
 }
 
-impl Config {
-    /// A configuration with every optional setting at its default.
-    pub fn new(listen: SocketAddr, upstreams: Vec<UpstreamSpec>) -> Config {
-        Config {
+impl Route {
+    /// A route with every optional setting at its default.
+    pub fn new(
+        name: impl Into<String>,
+        listen: Vec<SocketAddr>,
+        upstreams: Vec<UpstreamSpec>,
+    ) -> Route {
+        Route {
+            name: name.into(),
             listen,
             upstreams,
             buffer_size: DEFAULT_BUFFER_SIZE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            max_conns: None,
-            workers: 1,
             backlog: DEFAULT_BACKLOG,
             balance: BalancePolicy::RoundRobin,
             tries: None,
@@ -143,6 +232,74 @@ impl Config {
             health_fall: 3,
         }
     }
+}
+
+impl Config {
+    /// One route named `default` with every optional setting at its default: what a command
+    /// line without `--config` describes.
+    pub fn new(listen: SocketAddr, upstreams: Vec<UpstreamSpec>) -> Config {
+        Config {
+            global: Global::default(),
+            routes: vec![Route::new("default", vec![listen], upstreams)],
+        }
+    }
+
+    /// The first route (the only one without a configuration file).
+    pub fn route(&mut self) -> &mut Route {
+        &mut self.routes[0]
+    }
+
+    /// Checks what spans routes: at least one route, unique names, each listen address in one
+    /// route only, every pool valid. The error says what is wrong, naming the route.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.routes.is_empty() {
+            return Err("at least one route is needed".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for route in &self.routes {
+            if !seen.insert(route.name.as_str()) {
+                return Err(format!("route name '{}' is used twice", route.name));
+            }
+            if route.listen.is_empty() {
+                return Err(format!("route '{}' has no listen address", route.name));
+            }
+            validate_pool(&route.upstreams).map_err(|e| format!("route '{}': {e}", route.name))?;
+        }
+        let mut addrs = std::collections::HashSet::new();
+        for (route, addr) in self
+            .routes
+            .iter()
+            .flat_map(|r| r.listen.iter().map(move |a| (r, a)))
+        {
+            if !addrs.insert(*addr) {
+                return Err(format!(
+                    "listen address {addr} is used twice (route '{}')",
+                    route.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a pool: at least one server, none listed twice, at least one neither `down` nor
+/// `backup`. The error completes "expected ...".
+pub fn validate_pool(servers: &[UpstreamSpec]) -> Result<(), String> {
+    if servers.is_empty() {
+        return Err("at least one server".into());
+    }
+    for (i, server) in servers.iter().enumerate() {
+        if servers[..i].iter().any(|other| other.addr == server.addr) {
+            return Err(format!(
+                "each server listed once, but {} is listed twice",
+                server.addr
+            ));
+        }
+    }
+    if servers.iter().all(|s| s.down || s.backup) {
+        return Err("at least one server that is neither down nor backup".into());
+    }
+    Ok(())
 }
 
 /// The default `--max-conns` for a descriptor limit: each pair costs two descriptors, after

@@ -83,11 +83,30 @@ pub enum CloseReason {
     IdleTimeout,
     /// Every upstream tried refused, failed or timed out.
     ConnectFailed,
-    /// The proxy was stopped.
+    /// The proxy stopped at once (a second signal, or a stop without drain).
     Shutdown,
+    /// A graceful stop's drain timeout passed with the pair still open.
+    Drained,
 }
 
 impl CloseReason {
+    /// Every reason, in [`CloseReason::index`] order.
+    pub const ALL: [CloseReason; 8] = [
+        CloseReason::ClientClosed,
+        CloseReason::UpstreamClosed,
+        CloseReason::ClientReset,
+        CloseReason::UpstreamReset,
+        CloseReason::IdleTimeout,
+        CloseReason::ConnectFailed,
+        CloseReason::Shutdown,
+        CloseReason::Drained,
+    ];
+
+    /// Position in [`CloseReason::ALL`], for per-reason counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// A short stable name for logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -98,6 +117,7 @@ impl CloseReason {
             CloseReason::IdleTimeout => "idle-timeout",
             CloseReason::ConnectFailed => "connect-failed",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Drained => "drained",
         }
     }
 }

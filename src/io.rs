@@ -6,6 +6,7 @@
 //! stopped as a [`Stop`], never as an error, so callers decide with one `match`.
 
 use crate::ring::Ring;
+use crate::stats::IoStats;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 
 /// Why a pump stopped.
@@ -52,8 +53,8 @@ pub fn classify(err: &io::Error) -> Stop {
 }
 
 /// Reads from `reader` into the ring's free space until the ring is full, the reader would
-/// block, reaches end of stream or fails.
-pub fn fill_from<R: Read>(ring: &mut Ring, mut reader: R) -> Progress {
+/// block, reaches end of stream or fails. Every call is counted in `stats`.
+pub fn fill_from<R: Read>(ring: &mut Ring, mut reader: R, stats: &mut IoStats) -> Progress {
     let mut moved = 0;
     loop {
         if ring.is_full() {
@@ -82,6 +83,8 @@ pub fn fill_from<R: Read>(ring: &mut Ring, mut reader: R) -> Progress {
             Ok(n) => {
                 ring.commit(n);
                 moved += n;
+                stats.reads += 1;
+                stats.read_bytes += n as u64;
                 if n < requested {
                     return Progress {
                         moved,
@@ -91,18 +94,19 @@ pub fn fill_from<R: Read>(ring: &mut Ring, mut reader: R) -> Progress {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                return Progress {
-                    moved,
-                    stop: classify(&e),
-                };
+                let stop = classify(&e);
+                if stop == Stop::WouldBlock {
+                    stats.read_would_block += 1;
+                }
+                return Progress { moved, stop };
             }
         }
     }
 }
 
 /// Writes the ring's filled bytes into `writer` until the ring is empty, the writer would
-/// block or fails.
-pub fn drain_into<W: Write>(ring: &mut Ring, mut writer: W) -> Progress {
+/// block or fails. Every call is counted in `stats`.
+pub fn drain_into<W: Write>(ring: &mut Ring, mut writer: W, stats: &mut IoStats) -> Progress {
     let mut moved = 0;
     loop {
         if ring.is_empty() {
@@ -130,7 +134,10 @@ pub fn drain_into<W: Write>(ring: &mut Ring, mut writer: W) -> Progress {
             Ok(n) => {
                 ring.consume(n);
                 moved += n;
+                stats.writes += 1;
+                stats.write_bytes += n as u64;
                 if n < requested {
+                    stats.partial_writes += 1;
                     return Progress {
                         moved,
                         stop: Stop::Drained,
@@ -139,10 +146,11 @@ pub fn drain_into<W: Write>(ring: &mut Ring, mut writer: W) -> Progress {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                return Progress {
-                    moved,
-                    stop: classify(&e),
-                };
+                let stop = classify(&e);
+                if stop == Stop::WouldBlock {
+                    stats.write_would_block += 1;
+                }
+                return Progress { moved, stop };
             }
         }
     }
@@ -211,6 +219,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn calls_are_counted() {
+        let mut ring = Ring::with_capacity(8);
+        let mut stats = IoStats::default();
+        let mut src = Scripted::new(vec![Step::Data(b"abc")]);
+        fill_from(&mut ring, &mut src, &mut stats);
+        fill_from(&mut ring, &mut src, &mut stats);
+        let mut dst = Scripted::new(vec![Step::Accept(2)]);
+        drain_into(&mut ring, &mut dst, &mut stats);
+        drain_into(&mut ring, &mut dst, &mut stats);
+        let expected = IoStats {
+            reads: 1,
+            read_bytes: 3,
+            writes: 1,
+            write_bytes: 2,
+            read_would_block: 1,
+            write_would_block: 1,
+            partial_writes: 1,
+        };
+        assert_eq!(stats, expected);
+    }
+
     fn progress(moved: usize, stop: Stop) -> Progress {
         Progress { moved, stop }
     }
@@ -223,10 +253,16 @@ mod tests {
             Step::Fail(io::ErrorKind::Interrupted),
             Step::Data(b"de"),
         ]);
-        assert_eq!(fill_from(&mut ring, &mut src), progress(3, Stop::Drained));
-        assert_eq!(fill_from(&mut ring, &mut src), progress(2, Stop::Drained));
         assert_eq!(
-            fill_from(&mut ring, &mut src),
+            fill_from(&mut ring, &mut src, &mut IoStats::default()),
+            progress(3, Stop::Drained)
+        );
+        assert_eq!(
+            fill_from(&mut ring, &mut src, &mut IoStats::default()),
+            progress(2, Stop::Drained)
+        );
+        assert_eq!(
+            fill_from(&mut ring, &mut src, &mut IoStats::default()),
             progress(0, Stop::WouldBlock)
         );
         assert_eq!(ring.filled().0, b"abcde");
@@ -236,7 +272,10 @@ mod tests {
     fn fill_stops_at_full_without_reading_into_nothing() {
         let mut ring = Ring::with_capacity(4);
         let mut src = Scripted::new(vec![Step::Data(b"abcdef"), Step::Eof]);
-        assert_eq!(fill_from(&mut ring, &mut src), progress(4, Stop::Full));
+        assert_eq!(
+            fill_from(&mut ring, &mut src, &mut IoStats::default()),
+            progress(4, Stop::Full)
+        );
         assert_eq!(src.steps.len(), 1, "EOF must still be pending");
     }
 
@@ -244,12 +283,18 @@ mod tests {
     fn fill_reports_eof_and_reset() {
         let mut ring = Ring::with_capacity(4);
         let eof = Scripted::new(vec![Step::Eof]);
-        assert_eq!(fill_from(&mut ring, eof), progress(0, Stop::Eof));
+        assert_eq!(
+            fill_from(&mut ring, eof, &mut IoStats::default()),
+            progress(0, Stop::Eof)
+        );
         let reset = Scripted::new(vec![Step::Fail(io::ErrorKind::ConnectionReset)]);
-        assert_eq!(fill_from(&mut ring, reset).stop, Stop::Reset);
+        assert_eq!(
+            fill_from(&mut ring, reset, &mut IoStats::default()).stop,
+            Stop::Reset
+        );
         let failed = Scripted::new(vec![Step::Fail(io::ErrorKind::TimedOut)]);
         assert_eq!(
-            fill_from(&mut ring, failed).stop,
+            fill_from(&mut ring, failed, &mut IoStats::default()).stop,
             Stop::Failed(io::ErrorKind::TimedOut)
         );
     }
@@ -259,16 +304,25 @@ mod tests {
         let mut ring = Ring::with_capacity(8);
         ring.push_slice(b"abcdefgh");
         let mut dst = Scripted::new(vec![Step::Accept(3), Step::Accept(2)]);
-        assert_eq!(drain_into(&mut ring, &mut dst), progress(3, Stop::Drained));
-        assert_eq!(drain_into(&mut ring, &mut dst), progress(2, Stop::Drained));
         assert_eq!(
-            drain_into(&mut ring, &mut dst),
+            drain_into(&mut ring, &mut dst, &mut IoStats::default()),
+            progress(3, Stop::Drained)
+        );
+        assert_eq!(
+            drain_into(&mut ring, &mut dst, &mut IoStats::default()),
+            progress(2, Stop::Drained)
+        );
+        assert_eq!(
+            drain_into(&mut ring, &mut dst, &mut IoStats::default()),
             progress(0, Stop::WouldBlock)
         );
         assert_eq!(dst.written, b"abcde");
         assert_eq!(ring.len(), 3);
         let mut dst = Scripted::new(vec![Step::Accept(8)]);
-        assert_eq!(drain_into(&mut ring, &mut dst), progress(3, Stop::Empty));
+        assert_eq!(
+            drain_into(&mut ring, &mut dst, &mut IoStats::default()),
+            progress(3, Stop::Empty)
+        );
         assert_eq!(dst.written, b"fgh");
     }
 
@@ -279,6 +333,7 @@ mod tests {
         let p = drain_into(
             &mut ring,
             Scripted::new(vec![Step::Fail(io::ErrorKind::BrokenPipe)]),
+            &mut IoStats::default(),
         );
         assert_eq!(
             p,

@@ -12,17 +12,21 @@
 //! - [`cli`] and [`config`] turn a command line into validated settings; [`error`] holds the
 //!   start/usage errors and the reasons a pair closes.
 
+pub mod access_log;
 pub mod balance;
 pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod file;
 pub mod health;
 pub mod io;
+pub mod metrics;
 pub mod pair;
 pub mod proxy;
 pub mod ring;
+pub mod stats;
 pub mod timers;
 pub mod token;
 pub mod upstream;

@@ -1,14 +1,19 @@
-//! The `ringproxy` binary: parse the command line, start logging, run the loop.
-//! Exit status: 0 after a clean stop, 1 when the proxy cannot start, 2 on a bad command line.
+//! The `ringproxy` binary: parse the command line (and the configuration file), start
+//! logging, run the workers. Exit status: 0 after a clean stop, 1 when the proxy cannot
+//! start, 2 on a bad command line or configuration file.
 
-use ringproxy::cli::{self, Command, HELP};
+use ringproxy::cli::{self, Command, HELP, Source};
 use ringproxy::config::raise_fd_limit;
-use ringproxy::workers;
+use ringproxy::{file, workers};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let (config, verbosity) = match cli::parse(std::env::args_os().skip(1).collect()) {
-        Ok(Command::Run { config, verbosity }) => (config, verbosity),
+    let (source, verbosity, check) = match cli::parse(std::env::args_os().skip(1).collect()) {
+        Ok(Command::Run {
+            source,
+            verbosity,
+            check,
+        }) => (source, verbosity, check),
         Ok(Command::Help) => {
             print!("{HELP}");
             return ExitCode::SUCCESS;
@@ -22,6 +27,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let (config, path) = match source {
+        Source::Flags(config) => (*config, None),
+        Source::File(path) => match file::load(&path) {
+            Ok(config) => (config, Some(path)),
+            Err(e) => {
+                eprintln!("ringproxy: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if check {
+        print!("{}", file::render(&config));
+        return ExitCode::SUCCESS;
+    }
     let level = match verbosity {
         i32::MIN..=-2 => "error",
         -1 => "warn",
@@ -33,6 +52,13 @@ fn main() -> ExitCode {
     if let Err(e) = raise_fd_limit() {
         log::warn!("cannot raise the descriptor limit: {e}");
     }
+    let signals = match workers::signals() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("ringproxy: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let proxies = match workers::bind(&config) {
         Ok(proxies) => proxies,
         Err(e) => {
@@ -40,7 +66,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match workers::run(proxies) {
+    match workers::run(proxies, signals, path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ringproxy: {e}");

@@ -9,11 +9,12 @@
 use crate::error::CloseReason;
 use crate::io::{Stop, drain_into, fill_from};
 use crate::ring::{BufferPool, Ring};
+use crate::stats::IoStats;
 use crate::token::Side;
 use crate::upstream::UpstreamId;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A byte stream the pair can pump: a socket, or a scripted fake in tests.
 pub trait Stream: Read + Write {
@@ -88,7 +89,7 @@ pub enum Verdict {
     Close(CloseReason),
 }
 
-/// One direction: its ring, its flow and the bytes it delivered.
+/// One direction: its ring, its flow, the bytes it delivered and how backpressure hit it.
 #[derive(Debug)]
 pub struct Direction {
     /// Bytes read from the source and not yet written to the destination.
@@ -97,6 +98,12 @@ pub struct Direction {
     pub flow: Flow,
     /// Bytes written to the destination so far.
     pub delivered: u64,
+    /// Highest number of bytes the ring held at once.
+    pub peak: usize,
+    /// Time the ring spent full (reading from the source stopped), up to `stalled_since`.
+    pub stalled: Duration,
+    /// When the ring last became full, while it still is.
+    pub stalled_since: Option<Instant>,
 }
 
 impl Direction {
@@ -105,7 +112,27 @@ impl Direction {
             ring: Ring::detached(),
             flow: Flow::Open,
             delivered: 0,
+            peak: 0,
+            stalled: Duration::ZERO,
+            stalled_since: None,
         }
+    }
+
+    /// Starts or ends a backpressure stall after a pump at `now`.
+    fn account_stall(&mut self, now: Instant) {
+        if self.ring.is_full() && self.ring.has_storage() {
+            self.stalled_since.get_or_insert(now);
+        } else if let Some(since) = self.stalled_since.take() {
+            self.stalled += now.saturating_duration_since(since);
+        }
+    }
+
+    /// Total stall time, counting a stall still in progress at `now`.
+    pub fn stalled_until(&self, now: Instant) -> Duration {
+        self.stalled
+            + self
+                .stalled_since
+                .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
     }
 }
 
@@ -117,6 +144,8 @@ impl Direction {
 pub struct Pair<S> {
     /// Unique over the loop's life: tells a reused slab key from the pair a timer names.
     pub id: u64,
+    /// Index of the route that accepted the client.
+    pub route: usize,
     /// The accepted client socket.
     pub client: End<S>,
     /// The client's address.
@@ -137,6 +166,8 @@ pub struct Pair<S> {
     pub first_fin: Option<Side>,
     /// When the client was accepted.
     pub started: Instant,
+    /// When the upstream connection was established.
+    pub connected: Option<Instant>,
     /// When a byte last moved (or the pair started).
     pub last_active: Instant,
 }
@@ -147,9 +178,10 @@ pub const MAX_PUMP_ROUNDS: usize = 64;
 
 impl<S: Stream> Pair<S> {
     /// A new pair for an accepted client whose upstream is not chosen yet.
-    pub fn new(id: u64, client: S, client_addr: SocketAddr, now: Instant) -> Self {
+    pub fn new(id: u64, route: usize, client: S, client_addr: SocketAddr, now: Instant) -> Self {
         Pair {
             id,
+            route,
             client: End::new(client),
             client_addr,
             upstream: None,
@@ -160,6 +192,7 @@ impl<S: Stream> Pair<S> {
             to_client: Direction::new(),
             first_fin: None,
             started: now,
+            connected: None,
             last_active: now,
         }
     }
@@ -170,14 +203,16 @@ impl<S: Stream> Pair<S> {
     /// call spuriously: with nothing ready it changes nothing and returns `Continue`. A pair
     /// that still has work after [`MAX_PUMP_ROUNDS`] returns `Yield`. Ring
     /// storage comes from `pool` before a read and goes back once a ring is empty.
-    pub fn pump(&mut self, now: Instant, pool: &mut BufferPool) -> Verdict {
-        let verdict = self.pump_rounds(now, pool);
+    pub fn pump(&mut self, now: Instant, pool: &mut BufferPool, io: &mut IoStats) -> Verdict {
+        let verdict = self.pump_rounds(now, pool, io);
+        self.to_upstream.account_stall(now);
+        self.to_client.account_stall(now);
         pool.reclaim(&mut self.to_upstream.ring);
         pool.reclaim(&mut self.to_client.ring);
         verdict
     }
 
-    fn pump_rounds(&mut self, now: Instant, pool: &mut BufferPool) -> Verdict {
+    fn pump_rounds(&mut self, now: Instant, pool: &mut BufferPool, io: &mut IoStats) -> Verdict {
         let streaming = self.phase == Phase::Streaming;
         for _ in 0..MAX_PUMP_ROUNDS {
             let upstream = if streaming {
@@ -192,6 +227,7 @@ impl<S: Stream> Pair<S> {
                 Side::Client,
                 &mut self.first_fin,
                 pool,
+                io,
             );
             let progressed_up = match forward_up {
                 Ok(p) => p,
@@ -205,6 +241,7 @@ impl<S: Stream> Pair<S> {
                     Side::Upstream,
                     &mut self.first_fin,
                     pool,
+                    io,
                 ) {
                     Ok(p) => p,
                     Err(reason) => return Verdict::Close(reason),
@@ -250,14 +287,16 @@ fn forward<S: Stream>(
     src_side: Side,
     first_fin: &mut Option<Side>,
     pool: &mut BufferPool,
+    io: &mut IoStats,
 ) -> Result<bool, CloseReason> {
     let mut progressed = false;
     if dir.flow == Flow::Open && (src.readable || src.read_closed) {
         pool.fill(&mut dir.ring);
     }
     if dir.flow == Flow::Open && (src.readable || src.read_closed) && !dir.ring.is_full() {
-        let p = fill_from(&mut dir.ring, &mut src.stream);
+        let p = fill_from(&mut dir.ring, &mut src.stream, io);
         progressed |= p.moved > 0;
+        dir.peak = dir.peak.max(dir.ring.len());
         match p.stop {
             Stop::Drained => src.readable = false,
             Stop::WouldBlock => {
@@ -277,7 +316,7 @@ fn forward<S: Stream>(
         return Ok(progressed);
     };
     if dst.writable && !dir.ring.is_empty() {
-        let p = drain_into(&mut dir.ring, &mut dst.stream);
+        let p = drain_into(&mut dir.ring, &mut dst.stream, io);
         progressed |= p.moved > 0;
         dir.delivered += p.moved as u64;
         match p.stop {
@@ -398,7 +437,7 @@ mod tests {
     /// A streaming pair with both ends ready, 8-byte rings.
     fn pair_streaming(client: Fake, upstream: Fake) -> Pair<Fake> {
         let now = Instant::now();
-        let mut pair = Pair::new(1, client, ([127, 0, 0, 1], 5000).into(), now);
+        let mut pair = Pair::new(1, 0, client, ([127, 0, 0, 1], 5000).into(), now);
         pair.upstream = Some(End::new(upstream));
         pair.phase = Phase::Streaming;
         ready(&mut pair.client);
@@ -408,7 +447,7 @@ mod tests {
 
     /// Pumps with a fresh pool of 8-byte buffers.
     fn pump(pair: &mut Pair<Fake>, now: Instant) -> Verdict {
-        pair.pump(now, &mut BufferPool::new(8, 4))
+        pair.pump(now, &mut BufferPool::new(8, 4), &mut IoStats::default())
     }
 
     fn ready(end: &mut End<Fake>) {
@@ -445,9 +484,29 @@ mod tests {
     }
 
     #[test]
+    fn peaks_and_stalls_are_measured_per_direction() {
+        let start = Instant::now();
+        let mut pair = pair_streaming(fake(&[7; 20], 0), fake(b"", 3));
+        pump(&mut pair, start);
+        assert_eq!(pair.to_upstream.peak, 8);
+        assert_eq!(pair.to_upstream.stalled_since, Some(start));
+        assert_eq!(pair.to_client.peak, 0);
+        let later = start + Duration::from_millis(250);
+        assert_eq!(
+            pair.to_upstream.stalled_until(later),
+            Duration::from_millis(250)
+        );
+        up(&mut pair).write_room = 100;
+        pair.upstream.as_mut().unwrap().writable = true;
+        pump(&mut pair, later);
+        assert_eq!(pair.to_upstream.stalled, Duration::from_millis(250));
+        assert_eq!(pair.to_upstream.stalled_since, None);
+    }
+
+    #[test]
     fn early_client_bytes_wait_while_connecting() {
         let now = Instant::now();
-        let mut pair = Pair::new(1, fake(b"early", 10), ([127, 0, 0, 1], 1).into(), now);
+        let mut pair = Pair::new(1, 0, fake(b"early", 10), ([127, 0, 0, 1], 1).into(), now);
         pair.client.readable = true;
         assert_eq!(pump(&mut pair, now), Verdict::Continue);
         assert_eq!(pair.to_upstream.ring.len(), 5);
@@ -551,7 +610,7 @@ mod tests {
     fn idle_pair_holds_no_ring_storage() {
         let mut pool = BufferPool::new(8, 4);
         let mut pair = pair_streaming(fake(b"ping", 100), fake(b"", 100));
-        pair.pump(Instant::now(), &mut pool);
+        pair.pump(Instant::now(), &mut pool, &mut IoStats::default());
         assert!(!pair.to_upstream.ring.has_storage());
         assert!(!pair.to_client.ring.has_storage());
         assert_eq!(pool.free_len(), 2, "both buffers went back to the pool");

@@ -1,44 +1,52 @@
-//! The event loop: one `mio::Poll`, the listeners, the slab of pairs, the timers and the pool.
+//! The event loop: one `mio::Poll`, the routes (listeners and pools), the slab of pairs, the
+//! timers, and the operator's side (commands, access log, metrics).
 //!
 //! `proxy.rs` orchestrates and `pair.rs` decides. Each turn: poll (the timeout comes from the
-//! nearest deadline), dispatch events to pairs, fire due timers, then accept while below
-//! `max_conns` — accepts run after the batch so a freed slab key never receives a stale
-//! event from the same batch. Every socket is registered once for readable|writable.
+//! nearest deadline), dispatch events, fire due timers, then accept while below `max_conns`
+//! — accepts run after the batch so a freed slab key never receives a stale event from the
+//! same batch. Every socket is registered once for readable|writable. The loop's parts live
+//! in `proxy/`: `upstreams.rs` (connects, retries, health), `routes.rs` (routes and reload),
+//! `control.rs` (commands from other threads, drain), `serve_metrics.rs` (`/metrics`).
 
+mod control;
+mod routes;
+mod serve_metrics;
 mod upstreams;
 
-use crate::balance::Balancer;
-use crate::checks::Probes;
-use crate::config::{Config, default_max_conns};
+pub use control::{Command, Handle};
+
+use crate::access_log::{AccessLog, Record};
+use crate::config::{Config, Global, default_max_conns};
 use crate::connect::{self, ConnectCheck};
 use crate::error::{CloseReason, StartError};
-use crate::health::{ActivePolicy, PassivePolicy};
 use crate::pair::{Pair, Phase, Verdict};
-use crate::ring::BufferPool;
+use crate::stats::{IoStats, Snapshot};
 use crate::timers::Timers;
 use crate::token::{self, Side, Target};
-use crate::upstream::{Pool, UpstreamId};
+use crate::upstream::UpstreamId;
+use control::Control;
 use log::{debug, error, info, warn};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Waker};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
+use mio::{Events, Interest, Poll};
+use routes::RouteState;
+use serve_metrics::MetricsServer;
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long accepting pauses after an accept error such as `EMFILE`.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-/// Ring buffers kept for reuse when no connection needs them.
-const MAX_FREE_BUFFERS: usize = 256;
 /// Events fetched per poll.
 const EVENTS_CAPACITY: usize = 1024;
+/// How often the access log is flushed and other workers publish their metrics.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
-/// A deadline the loop acts on; stale ones are recognised by the pair's `id` and attempt.
+/// A deadline the loop acts on; stale ones are recognised when they fire (the pair's `id`
+/// and attempt, the probe's `seq`, the route's retirement).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     /// The connect attempt `attempt` of pair `id` at `key` must have finished.
@@ -47,201 +55,269 @@ enum Timer {
     Idle { key: usize, id: u64 },
     /// Accepting may resume after an accept error.
     AcceptResume,
-    /// Time to start an active health check of `server`.
-    Check { server: UpstreamId },
-    /// Health-check probe `seq` of `server` must have finished.
-    CheckTimeout { server: UpstreamId, seq: u64 },
-    /// Passive health's unavailability period of `server` may be over.
-    Recovered { server: UpstreamId },
+    /// Time to start an active health check of `server` in `route`.
+    Check { route: usize, server: UpstreamId },
+    /// Health-check probe `seq` of `server` in `route` must have finished.
+    CheckTimeout {
+        route: usize,
+        server: UpstreamId,
+        seq: u64,
+    },
+    /// Passive health's unavailability period of `server` in `route` may be over.
+    Recovered { route: usize, server: UpstreamId },
+    /// Flush the access log, publish metrics for other workers.
+    Housekeeping,
+    /// A graceful stop's time is up: cut what is still open.
+    DrainDeadline,
+    /// Metrics connection `id` at `key` has had long enough.
+    MetricsTimeout { key: usize, id: u64 },
 }
 
-/// A listening socket and whether it may have clients waiting.
+/// A listening socket, its route, and whether it may have clients waiting.
 struct Listener {
     socket: TcpListener,
     addr: SocketAddr,
+    route: usize,
     /// Set by an event, cleared by `WouldBlock`: clients may wait in the backlog.
     pending: bool,
 }
 
-/// Asks a running [`Proxy`] to stop, from any thread.
-#[derive(Clone)]
-pub struct Stopper {
-    waker: Arc<Waker>,
+/// Where the loop is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunState {
+    Running,
+    /// Listeners are closed; open pairs may finish until the deadline.
+    Draining {
+        open_at_start: usize,
+    },
+    Stopped,
 }
 
-impl Stopper {
-    /// Wakes the loop, which then stops; open connections are closed.
-    pub fn stop(&self) -> io::Result<()> {
-        self.waker.wake()
-    }
-}
+/// The latest snapshot of every worker, for the worker that serves `/metrics`.
+pub type SharedSnapshots = Arc<Mutex<Vec<Option<Snapshot>>>>;
 
 /// A running proxy loop.
 pub struct Proxy {
     poll: Poll,
-    listeners: Vec<Listener>,
+    worker: usize,
+    workers: usize,
+    global: Global,
+    routes: Vec<RouteState>,
+    listeners: Slab<Listener>,
     pairs: Slab<Pair<TcpStream>>,
     timers: Timers<Timer>,
-    pool: Pool,
-    balancer: Balancer,
-    probes: Probes,
-    buffers: BufferPool,
-    connect_timeout: Duration,
-    /// Most servers tried per client.
-    tries: usize,
-    tries_timeout: Option<Duration>,
-    passive: PassivePolicy,
-    active: ActivePolicy,
-    health_interval: Option<Duration>,
-    health_timeout: Duration,
-    idle_timeout: Duration,
+    io: IoStats,
     max_conns: usize,
+    fd_limit: u64,
     next_id: u64,
-    /// Accepting is paused until this `AcceptResume` timer fires.
+    /// Accepting is paused until the `AcceptResume` timer fires.
     accept_paused: bool,
     /// Failed accepts since the last successful one: a burst is logged once, when it starts.
     accept_failures: u64,
-    waker: Arc<Waker>,
-    signals: Option<Signals>,
-    stop: bool,
+    control: Arc<Control>,
+    state: RunState,
     /// Pairs (key, id) that yielded with work left; pumped again next turn.
     ready: Vec<(usize, u64)>,
+    access_log: Option<AccessLog>,
+    metrics: Option<MetricsServer>,
+    shared: SharedSnapshots,
+    seed: u64,
 }
 
 impl Proxy {
-    /// Resolves the upstreams, binds the listener and prepares the poller. Logs one info line.
+    /// A single loop serving every route of `config`: resolves the pools, binds the listeners
+    /// and prepares the poller. Logs one info line per route.
     pub fn bind(config: Config) -> Result<Proxy, StartError> {
+        Proxy::bind_worker(config, 0, Arc::new(Mutex::new(vec![None])))
+    }
+
+    /// Worker `worker` of `config.global.workers`; worker 0 serves `/metrics` for all of
+    /// them from `shared`.
+    pub fn bind_worker(
+        config: Config,
+        worker: usize,
+        shared: SharedSnapshots,
+    ) -> Result<Proxy, StartError> {
         let setup = |what| move |source| StartError::Setup { what, source };
-        let pool = Pool::resolve(&config.upstreams)?;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            ^ worker as u64;
+        let routes = config
+            .routes
+            .iter()
+            .map(|route| RouteState::new(route.clone(), seed))
+            .collect::<Result<Vec<_>, _>>()?;
         let poll = Poll::new().map_err(setup("create the poller"))?;
-        let mut socket =
-            bind_listener(config.listen, config.backlog, config.workers > 1).map_err(|source| {
-                StartError::Bind {
-                    addr: config.listen,
-                    source,
-                }
-            })?;
-        let addr = socket
-            .local_addr()
-            .map_err(setup("read the listen address"))?;
-        poll.registry()
-            .register(&mut socket, token::listener(0), Interest::READABLE)
-            .map_err(setup("register the listener"))?;
-        let waker = Waker::new(poll.registry(), token::WAKER).map_err(setup("create a waker"))?;
+        let control = Control::new(poll.registry()).map_err(setup("create a waker"))?;
         let fd_limit = rlimit::Resource::NOFILE
             .get()
             .map(|(soft, _)| soft)
             .map_err(setup("read the descriptor limit"))?;
-        // Workers share the process's descriptors, so each takes its share of the limit.
-        let workers = config.workers.max(1);
-        let max_conns = config
-            .max_conns
-            .unwrap_or(default_max_conns(fd_limit))
-            .div_ceil(workers);
-        if (max_conns * workers) as u64 * 2 + crate::config::RESERVED_FDS > fd_limit {
-            warn!(
-                "--max-conns {max_conns} needs about {} descriptors but the limit is {fd_limit}; \
-                 accepts will pause when descriptors run out",
-                max_conns * 2 + crate::config::RESERVED_FDS as usize
-            );
-        }
-        let upstreams: Vec<String> = pool.servers.iter().map(describe_server).collect();
-        info!(
-            "listening on {addr}, upstreams [{}], balance {}, buffer-size {} bytes per direction, \
-             max-conns {max_conns} (descriptor limit {fd_limit}), connect-timeout {:?}, \
-             idle-timeout {:?}",
-            upstreams.join(", "),
-            config.balance.as_str(),
-            config.buffer_size,
-            config.connect_timeout,
-            config.idle_timeout,
-        );
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-        let mut timers = Timers::default();
-        if config.health_interval.is_some() {
-            let now = Instant::now();
-            for (server, _) in pool.servers.iter().enumerate().filter(|(_, s)| !s.down) {
-                timers.schedule(now, Timer::Check { server });
-            }
-        }
-        Ok(Proxy {
+        let workers = config.global.workers.max(1);
+        let mut proxy = Proxy {
             poll,
-            listeners: vec![Listener {
-                socket,
-                addr,
-                pending: false,
-            }],
+            worker,
+            workers,
+            max_conns: 0,
+            fd_limit,
+            global: config.global.clone(),
+            routes,
+            listeners: Slab::new(),
             pairs: Slab::new(),
-            timers,
-            balancer: Balancer::new(config.balance, &pool, seed),
-            probes: Probes::new(pool.len()),
-            tries: config.tries.unwrap_or(pool.len()),
-            tries_timeout: config.tries_timeout,
-            passive: PassivePolicy {
-                max_fails: config.max_fails,
-                fail_timeout: config.fail_timeout,
-            },
-            active: ActivePolicy {
-                rise: config.health_rise,
-                fall: config.health_fall,
-            },
-            health_interval: config.health_interval,
-            health_timeout: config.health_timeout.unwrap_or(config.connect_timeout),
-            pool,
-            buffers: BufferPool::new(config.buffer_size, MAX_FREE_BUFFERS),
-            connect_timeout: config.connect_timeout,
-            idle_timeout: config.idle_timeout,
-            max_conns,
+            timers: Timers::default(),
+            io: IoStats::default(),
             next_id: 0,
             accept_paused: false,
             accept_failures: 0,
-            waker: Arc::new(waker),
-            signals: None,
-            stop: false,
+            control: Arc::new(control),
+            state: RunState::Running,
             ready: Vec::new(),
-        })
+            access_log: None,
+            metrics: None,
+            shared,
+            seed,
+        };
+        for (index, route) in config.routes.iter().enumerate() {
+            for &addr in &route.listen {
+                let socket = bind_listener(addr, route.backlog, workers > 1)
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                proxy
+                    .add_listener(socket, index)
+                    .map_err(setup("register a listener"))?;
+            }
+        }
+        proxy.apply_global(&config.global)?;
+        let now = Instant::now();
+        for route in 0..proxy.routes.len() {
+            proxy.schedule_checks(route, now);
+            proxy.log_route(route);
+        }
+        proxy
+            .timers
+            .schedule(now + HOUSEKEEPING, Timer::Housekeeping);
+        Ok(proxy)
     }
 
-    /// The bound listen address (useful with port 0).
+    /// Applies the process-wide settings: connection limit, access log, metrics listener.
+    fn apply_global(&mut self, global: &Global) -> Result<(), StartError> {
+        self.max_conns = global
+            .max_conns
+            .unwrap_or(default_max_conns(self.fd_limit))
+            .div_ceil(self.workers);
+        let needed = (self.max_conns * self.workers) as u64 * 2 + crate::config::RESERVED_FDS;
+        if needed > self.fd_limit {
+            warn!(
+                "max-conns {} needs about {needed} descriptors but the limit is {}; \
+                 accepts will pause when descriptors run out",
+                self.max_conns * self.workers,
+                self.fd_limit
+            );
+        }
+        if global.access_log != self.global.access_log
+            || global.access_log_format != self.global.access_log_format
+            || (self.access_log.is_none() && global.access_log.is_some())
+        {
+            self.access_log = match &global.access_log {
+                Some(target) => Some(AccessLog::open(target, global.access_log_format).map_err(
+                    |source| StartError::Setup {
+                        what: "open the access log",
+                        source,
+                    },
+                )?),
+                None => None,
+            };
+        }
+        let metrics_changed = self.metrics.as_ref().map(|m| m.addr) != global.metrics;
+        if self.worker == 0 && metrics_changed {
+            self.metrics = match global.metrics {
+                Some(addr) => Some(
+                    MetricsServer::bind(addr, self.poll.registry())
+                        .map_err(|source| StartError::Bind { addr, source })?,
+                ),
+                None => None,
+            };
+        }
+        self.global = global.clone();
+        Ok(())
+    }
+
+    fn add_listener(&mut self, mut socket: TcpListener, route: usize) -> io::Result<SocketAddr> {
+        let addr = socket.local_addr()?;
+        let entry = self.listeners.vacant_entry();
+        self.poll.registry().register(
+            &mut socket,
+            token::listener(entry.key()),
+            Interest::READABLE,
+        )?;
+        entry.insert(Listener {
+            socket,
+            addr,
+            route,
+            pending: true,
+        });
+        Ok(addr)
+    }
+
+    fn log_route(&self, route: usize) {
+        let state = &self.routes[route];
+        let listen: Vec<String> = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| l.route == route)
+            .map(|(_, l)| l.addr.to_string())
+            .collect();
+        let settings = &state.settings;
+        info!(
+            "route {}: listening on {}, upstreams [{}], balance {}, buffer-size {} bytes per \
+             direction, max-conns {} (descriptor limit {}), connect-timeout {:?}, idle-timeout {:?}",
+            settings.name,
+            listen.join(", "),
+            state.describe_servers(),
+            settings.balance.as_str(),
+            settings.buffer_size,
+            self.max_conns,
+            self.fd_limit,
+            settings.connect_timeout,
+            settings.idle_timeout,
+        );
+    }
+
+    /// The first listen address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listeners[0].addr
+        self.local_addrs()[0]
     }
 
-    /// The effective connection limit.
+    /// Every listen address, in route order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        let mut listeners: Vec<(usize, usize, SocketAddr)> = self
+            .listeners
+            .iter()
+            .map(|(key, l)| (l.route, key, l.addr))
+            .collect();
+        listeners.sort();
+        listeners.into_iter().map(|(_, _, addr)| addr).collect()
+    }
+
+    /// The address `/metrics` is served on, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
+    }
+
+    /// The effective connection limit of this loop.
     pub fn max_conns(&self) -> usize {
         self.max_conns
     }
 
-    /// A handle that stops the loop from another thread.
-    pub fn stopper(&self) -> Stopper {
-        Stopper {
-            waker: Arc::clone(&self.waker),
-        }
+    /// A handle that sends commands (stop, drain, reload, reopen the log) from any thread.
+    pub fn handle(&self) -> Handle {
+        Handle::new(Arc::clone(&self.control))
     }
 
-    /// Stops the loop on SIGINT or SIGTERM, delivered through the poller.
-    pub fn handle_signals(&mut self) -> Result<(), StartError> {
-        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|source| StartError::Setup {
-            what: "install signal handlers",
-            source,
-        })?;
-        self.poll
-            .registry()
-            .register(&mut signals, token::SIGNAL, Interest::READABLE)
-            .map_err(|source| StartError::Setup {
-                what: "register signals",
-                source,
-            })?;
-        self.signals = Some(signals);
-        Ok(())
-    }
-
-    /// Runs until stopped by a signal or a [`Stopper`]; then closes every connection.
+    /// Runs until stopped or drained; then closes whatever is still open.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
-        while !self.stop {
+        while self.state != RunState::Stopped {
             let timeout = if self.ready.is_empty() {
                 self.timers.poll_timeout(Instant::now())
             } else {
@@ -263,35 +339,39 @@ impl Proxy {
             }
             self.fire_timers(now);
             self.accept(now);
+            if let RunState::Draining { open_at_start } = self.state
+                && self.pairs.is_empty()
+            {
+                info!("drained: {open_at_start} connection(s) finished, none cut");
+                self.state = RunState::Stopped;
+            }
         }
-        let open = self.pairs.len();
         let now = Instant::now();
         let keys: Vec<usize> = self.pairs.iter().map(|(key, _)| key).collect();
+        let open = keys.len();
         for key in keys {
             self.close(key, CloseReason::Shutdown, now);
         }
-        info!("stopped; closed {open} open connections");
+        if let Some(log) = self.access_log.as_mut() {
+            let _ = log.flush();
+        }
+        info!("stopped; closed {open} open connection(s)");
         Ok(())
     }
 
     fn dispatch(&mut self, event: &Event, now: Instant) {
         match token::decode(event.token()) {
-            Target::Signal => {
-                if let Some(signals) = self.signals.as_mut() {
-                    for signal in signals.pending() {
-                        info!("signal {signal} received, stopping");
-                        self.stop = true;
-                    }
-                }
-            }
-            Target::Waker => self.stop = true,
-            Target::Listener(i) => {
-                if let Some(listener) = self.listeners.get_mut(i) {
+            Target::Pair { key, side } => self.pair_event(key, side, event, now),
+            Target::Listener(key) => {
+                if let Some(listener) = self.listeners.get_mut(key) {
                     listener.pending = true;
                 }
             }
-            Target::Check(server) => self.probe_event(server, now),
-            Target::Pair { key, side } => self.pair_event(key, side, event, now),
+            Target::Check { route, server } => self.probe_event(route, server, now),
+            Target::MetricsListener => self.metrics_accept(now),
+            Target::MetricsConn(key) => self.metrics_event(key, now),
+            Target::Control => self.run_commands(now),
+            Target::Signal => {}
         }
     }
 
@@ -315,12 +395,15 @@ impl Proxy {
         {
             match connect::check(&end.stream) {
                 ConnectCheck::Pending => return,
-                ConnectCheck::Failed(e) => return self.retry(key, &e, now),
+                ConnectCheck::Failed(e) => return self.retry(key, &e, false, now),
                 ConnectCheck::Connected => {
                     pair.phase = Phase::Streaming;
+                    pair.connected = Some(now);
                     end.writable = true;
                     if let Some(id) = pair.upstream_id {
-                        self.pool.servers[id].passive.record_success();
+                        self.routes[pair.route].pool.servers[id]
+                            .passive
+                            .record_success();
                     }
                 }
             }
@@ -339,7 +422,8 @@ impl Proxy {
         let Some(pair) = self.pairs.get_mut(key) else {
             return;
         };
-        match pair.pump(now, &mut self.buffers) {
+        let route = &mut self.routes[pair.route];
+        match pair.pump(now, &mut route.buffers, &mut self.io) {
             Verdict::Continue => {}
             Verdict::Yield => self.ready.push((key, pair.id)),
             Verdict::Close(reason) => self.close(key, reason, now),
@@ -357,52 +441,85 @@ impl Proxy {
                         .is_some_and(|p| p.id == id && p.phase == Phase::Connecting { attempt });
                     if current {
                         let err = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
-                        self.retry(key, &err, now);
+                        self.retry(key, &err, true, now);
                     }
                 }
-                Timer::Check { server } => self.start_check(server, now),
-                Timer::CheckTimeout { server, seq } => {
-                    if self.probes.time_out(server, seq) {
-                        self.finish_check(server, false, "timed out", now);
-                    }
-                }
-                Timer::Recovered { server } => self.recovered(server, now),
                 Timer::Idle { key, id } => {
                     let Some(pair) = self.pairs.get(key).filter(|p| p.id == id) else {
                         continue;
                     };
-                    let deadline = pair.last_active + self.idle_timeout;
+                    let deadline = pair.last_active + self.routes[pair.route].settings.idle_timeout;
                     if deadline <= now {
                         self.close(key, CloseReason::IdleTimeout, now);
                     } else {
                         self.timers.schedule(deadline, Timer::Idle { key, id });
                     }
                 }
+                Timer::Check { route, server } => self.start_check(route, server, now),
+                Timer::CheckTimeout { route, server, seq } => {
+                    if self.routes[route].probes.time_out(server, seq) {
+                        self.finish_check(route, server, false, "timed out", now);
+                    }
+                }
+                Timer::Recovered { route, server } => self.recovered(route, server, now),
+                Timer::Housekeeping => self.housekeeping(now),
+                Timer::DrainDeadline => self.drain_deadline(now),
+                Timer::MetricsTimeout { key, id } => self.metrics_timeout(key, id),
             }
         }
     }
 
-    /// Accepts waiting clients while below `max_conns` and not paused.
+    /// Flushes the access log and, with several workers, publishes this worker's metrics.
+    fn housekeeping(&mut self, now: Instant) {
+        if let Some(log) = self.access_log.as_mut()
+            && let Err(e) = log.flush()
+        {
+            warn!("cannot write the access log: {e}");
+        }
+        if self.workers > 1 {
+            let snapshot = self.snapshot(now);
+            if let Ok(mut shared) = self.shared.lock()
+                && let Some(slot) = shared.get_mut(self.worker)
+            {
+                *slot = Some(snapshot);
+            }
+        }
+        self.timers
+            .schedule(now + HOUSEKEEPING, Timer::Housekeeping);
+    }
+
+    /// Accepts waiting clients while below `max_conns`, running and not paused.
     fn accept(&mut self, now: Instant) {
-        for i in 0..self.listeners.len() {
-            while self.listeners[i].pending
+        let keys: Vec<usize> = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| l.pending)
+            .map(|(key, _)| key)
+            .collect();
+        for key in keys {
+            while self.state == RunState::Running
                 && !self.accept_paused
                 && self.pairs.len() < self.max_conns
             {
-                match self.listeners[i].socket.accept() {
+                let Some(listener) = self.listeners.get_mut(key) else {
+                    break;
+                };
+                if !listener.pending {
+                    break;
+                }
+                match listener.socket.accept() {
                     Ok((stream, addr)) => {
+                        let route = listener.route;
                         if self.accept_failures > 0 {
                             info!(
                                 "accepting again on {} after {} failed accept(s)",
-                                self.listeners[i].addr, self.accept_failures
+                                listener.addr, self.accept_failures
                             );
                             self.accept_failures = 0;
                         }
-                        self.open(stream, addr, now);
+                        self.open(route, stream, addr, now);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.listeners[i].pending = false;
-                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => listener.pending = false,
                     Err(e)
                         if matches!(
                             e.kind(),
@@ -413,10 +530,11 @@ impl Proxy {
                             warn!(
                                 "accept on {} failed: {e}; pausing accepts for {ACCEPT_PAUSE:?} \
                                  and retrying until it works ({} connections open)",
-                                self.listeners[i].addr,
+                                listener.addr,
                                 self.pairs.len()
                             );
                         }
+                        self.routes[listener.route].stats.accept_pauses += 1;
                         self.accept_failures += 1;
                         self.accept_paused = true;
                         self.timers
@@ -427,8 +545,8 @@ impl Proxy {
         }
     }
 
-    /// Registers an accepted client as a new pair and starts its upstream connect.
-    fn open(&mut self, mut stream: TcpStream, addr: SocketAddr, now: Instant) {
+    /// Registers an accepted client as a new pair of `route` and starts its upstream connect.
+    fn open(&mut self, route: usize, mut stream: TcpStream, addr: SocketAddr, now: Instant) {
         let _ = stream.set_nodelay(true);
         let entry = self.pairs.vacant_entry();
         let key = entry.key();
@@ -446,9 +564,12 @@ impl Proxy {
         }
         let id = self.next_id;
         self.next_id += 1;
-        entry.insert(Pair::new(id, stream, addr, now));
-        self.timers
-            .schedule(now + self.idle_timeout, Timer::Idle { key, id });
+        entry.insert(Pair::new(id, route, stream, addr, now));
+        let state = &mut self.routes[route];
+        state.stats.accepted += 1;
+        state.active += 1;
+        let idle = state.settings.idle_timeout;
+        self.timers.schedule(now + idle, Timer::Idle { key, id });
         self.connect_next(key, now);
     }
 
@@ -458,9 +579,17 @@ impl Proxy {
         let Some(pair) = self.pairs.try_remove(key) else {
             return;
         };
+        let route = &mut self.routes[pair.route];
+        route.active -= 1;
+        route.stats.closed[reason.index()] += 1;
+        route.stats.stalled_to_upstream += pair.to_upstream.stalled_until(now);
+        route.stats.stalled_to_client += pair.to_client.stalled_until(now);
+        let upstream = pair.upstream_id.map(|id| route.pool.addr(id));
         if let Some(id) = pair.upstream_id {
-            self.pool.servers[id].active -= 1;
-            self.balancer.update(&self.pool, id);
+            route.release(id);
+            let server = &mut route.servers[id];
+            server.bytes_to_upstream += pair.to_upstream.delivered;
+            server.bytes_to_client += pair.to_client.delivered;
         }
         match reason {
             CloseReason::ClientReset => {
@@ -471,37 +600,38 @@ impl Proxy {
             CloseReason::UpstreamReset => connect::set_reset_on_close(&pair.client.stream),
             _ => {}
         }
-        let upstream = pair
-            .upstream_id
-            .map_or_else(|| "-".to_string(), |id| self.pool.addr(id).to_string());
+        let duration = now.saturating_duration_since(pair.started);
         debug!(
-            "closed client={} upstream={} to_upstream={} to_client={} duration={:?} reason={}",
+            "closed route={} client={} upstream={} to_upstream={} to_client={} duration={:?} \
+             reason={}",
+            route.settings.name,
             pair.client_addr,
-            upstream,
+            upstream.map_or_else(|| "-".to_string(), |a| a.to_string()),
             pair.to_upstream.delivered,
             pair.to_client.delivered,
-            now.saturating_duration_since(pair.started),
+            duration,
             reason
         );
+        if let Some(log) = self.access_log.as_mut() {
+            log.write(&Record {
+                end: SystemTime::now(),
+                route: &route.settings.name,
+                client: pair.client_addr,
+                upstream,
+                bytes_to_upstream: pair.to_upstream.delivered,
+                bytes_to_client: pair.to_client.delivered,
+                connect_time: pair
+                    .connected
+                    .map(|at| at.saturating_duration_since(pair.started)),
+                duration,
+                ended: reason,
+                peak_to_upstream: pair.to_upstream.peak,
+                peak_to_client: pair.to_client.peak,
+                stalled_to_upstream: pair.to_upstream.stalled_until(now),
+                stalled_to_client: pair.to_client.stalled_until(now),
+            });
+        }
     }
-}
-
-/// A server for the start line: address and any non-default options.
-fn describe_server(server: &crate::upstream::Upstream) -> String {
-    let mut text = server.addr.to_string();
-    if server.weight != 1 {
-        text += &format!(",weight={}", server.weight);
-    }
-    if let Some(max) = server.max_conns {
-        text += &format!(",max-conns={max}");
-    }
-    if server.backup {
-        text += ",backup";
-    }
-    if server.down {
-        text += ",down";
-    }
-    text
 }
 
 /// Binds a non-blocking listener with `SO_REUSEADDR` (and `IPV6_V6ONLY` for IPv6, as nginx

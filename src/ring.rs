@@ -185,10 +185,12 @@ impl BufferPool {
         }
     }
 
-    /// Takes back the storage of `ring` if it is empty.
+    /// Takes back the storage of `ring` if it is empty (storage of another size, left from
+    /// before a reload changed the size, is freed instead).
     pub fn reclaim(&mut self, ring: &mut Ring) {
         if let Some(buf) = ring.detach()
             && self.free.len() < self.max_free
+            && buf.len() == self.size
         {
             self.free.push(buf);
         }
@@ -197,6 +199,11 @@ impl BufferPool {
     /// Buffers waiting for reuse.
     pub fn free_len(&self) -> usize {
         self.free.len()
+    }
+
+    /// Bytes held by buffers waiting for reuse.
+    pub fn free_bytes(&self) -> usize {
+        self.free.len() * self.size
     }
 }
 

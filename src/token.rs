@@ -1,9 +1,9 @@
 //! Mapping between mio `Token`s and what they stand for.
 //!
-//! The low two bits say what kind of source a token names, the rest is its index: a pair sits
-//! in the slab once and owns two tokens (`key << 2 | side`); a health-check probe is
-//! `server << 2 | 2`; fixed sources (signals, the stop waker, listeners) are `i << 2 | 3`.
-//! Decoding is exact for every index up to [`MAX_INDEX`].
+//! The low three bits say what kind of source a token names, the rest is its index: a pair
+//! sits in the slab once and owns two tokens (`key << 3 | side`); a listener, a health-check
+//! probe, the metrics listener and its connections, the signal source and the control waker
+//! each have a kind of their own. Decoding is exact for every index up to [`MAX_INDEX`].
 
 use mio::Token;
 
@@ -29,48 +29,66 @@ impl Side {
 /// What an event's token refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// The signal source (SIGINT/SIGTERM).
-    Signal,
-    /// The waker that asks the loop to stop.
-    Waker,
-    /// Listener number `i`.
-    Listener(usize),
-    /// The active health-check probe of server `i`.
-    Check(usize),
     /// One side of the pair at slab key `key`.
     Pair { key: usize, side: Side },
+    /// The listener at slab key `key`.
+    Listener(usize),
+    /// The health-check probe of server `server` of route `route`.
+    Check { route: usize, server: usize },
+    /// The metrics listener.
+    MetricsListener,
+    /// The metrics connection at slab key `key`.
+    MetricsConn(usize),
+    /// The signal source.
+    Signal,
+    /// The waker through which other threads send commands.
+    Control,
 }
 
-const KIND_BITS: usize = 2;
-const CHECK: usize = 2;
-const FIXED: usize = 3;
+const KIND_BITS: usize = 3;
+const LISTENER: usize = 2;
+const CHECK: usize = 3;
+const METRICS_LISTENER: usize = 4;
+const METRICS_CONN: usize = 5;
+const SIGNAL_KIND: usize = 6;
+const CONTROL_KIND: usize = 7;
+/// Bits of a check token's index that hold the server number.
+const SERVER_BITS: usize = 24;
 
-/// Largest index (slab key, server or listener number) a token can carry.
+/// Largest index (slab key, listener, route) a token can carry.
 pub const MAX_INDEX: usize = usize::MAX >> KIND_BITS;
 /// Largest slab key a pair may have.
 pub const MAX_PAIR_KEY: usize = MAX_INDEX;
+/// Most servers per route that health checks can address.
+pub const MAX_SERVERS: usize = 1 << SERVER_BITS;
 
 /// Token of the signal source.
-pub const SIGNAL: Token = Token(FIXED);
-/// Token of the stop waker.
-pub const WAKER: Token = Token(1 << KIND_BITS | FIXED);
+pub const SIGNAL: Token = Token(SIGNAL_KIND);
+/// Token of the control waker.
+pub const CONTROL: Token = Token(CONTROL_KIND);
+/// Token of the metrics listener.
+pub const METRICS: Token = Token(METRICS_LISTENER);
 
-/// Token of listener `i`.
-pub fn listener(i: usize) -> Token {
-    debug_assert!(i <= MAX_INDEX - 2);
-    Token((i + 2) << KIND_BITS | FIXED)
-}
-
-/// Token of the health-check probe of server `i`.
-pub fn check(i: usize) -> Token {
-    debug_assert!(i <= MAX_INDEX);
-    Token(i << KIND_BITS | CHECK)
-}
-
-/// Token of one side of the pair at `key` (`key <= MAX_PAIR_KEY`).
+/// Token of one side of the pair at `key`.
 pub fn pair(key: usize, side: Side) -> Token {
     debug_assert!(key <= MAX_PAIR_KEY);
     Token(key << KIND_BITS | side as usize)
+}
+
+/// Token of the listener at slab key `key`.
+pub fn listener(key: usize) -> Token {
+    Token(key << KIND_BITS | LISTENER)
+}
+
+/// Token of the probe of `server` in `route` (`server < MAX_SERVERS`).
+pub fn check(route: usize, server: usize) -> Token {
+    debug_assert!(server < MAX_SERVERS);
+    Token((route << SERVER_BITS | server) << KIND_BITS | CHECK)
+}
+
+/// Token of the metrics connection at slab key `key`.
+pub fn metrics_conn(key: usize) -> Token {
+    Token(key << KIND_BITS | METRICS_CONN)
 }
 
 /// Decodes a token produced by this module.
@@ -85,12 +103,15 @@ pub fn decode(token: Token) -> Target {
             key: index,
             side: Side::Upstream,
         },
-        CHECK => Target::Check(index),
-        _ => match index {
-            0 => Target::Signal,
-            1 => Target::Waker,
-            i => Target::Listener(i - 2),
+        LISTENER => Target::Listener(index),
+        CHECK => Target::Check {
+            route: index >> SERVER_BITS,
+            server: index & (MAX_SERVERS - 1),
         },
+        METRICS_LISTENER => Target::MetricsListener,
+        METRICS_CONN => Target::MetricsConn(index),
+        SIGNAL_KIND => Target::Signal,
+        _ => Target::Control,
     }
 }
 
@@ -108,25 +129,39 @@ mod tests {
     }
 
     #[test]
-    fn fixed_and_check_tokens_round_trip() {
+    fn other_tokens_round_trip() {
         assert_eq!(decode(SIGNAL), Target::Signal);
-        assert_eq!(decode(WAKER), Target::Waker);
-        for i in [0, 1, 1000, MAX_INDEX - 2] {
+        assert_eq!(decode(CONTROL), Target::Control);
+        assert_eq!(decode(METRICS), Target::MetricsListener);
+        for i in [0, 1, 1000, MAX_INDEX] {
             assert_eq!(decode(listener(i)), Target::Listener(i));
+            assert_eq!(decode(metrics_conn(i)), Target::MetricsConn(i));
         }
-        for i in [0, 5, MAX_INDEX] {
-            assert_eq!(decode(check(i)), Target::Check(i));
+        for (route, server) in [(0, 0), (3, 5), (1000, MAX_SERVERS - 1)] {
+            assert_eq!(
+                decode(check(route, server)),
+                Target::Check { route, server }
+            );
         }
     }
 
     #[test]
     fn kinds_never_collide() {
-        let mut tokens = vec![SIGNAL, WAKER, listener(0), check(0), check(1)];
-        tokens.extend(
-            [0, 1, 2]
-                .iter()
-                .flat_map(|&k| [pair(k, Side::Client), pair(k, Side::Upstream)]),
-        );
+        let mut tokens = vec![
+            SIGNAL,
+            CONTROL,
+            METRICS,
+            listener(0),
+            check(0, 0),
+            check(0, 1),
+        ];
+        tokens.extend((0..3).flat_map(|k| {
+            [
+                pair(k, Side::Client),
+                pair(k, Side::Upstream),
+                metrics_conn(k),
+            ]
+        }));
         let mut unique = tokens.clone();
         unique.sort();
         unique.dedup();

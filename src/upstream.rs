@@ -27,6 +27,8 @@ pub struct Upstream {
     pub backup: bool,
     /// Configured but never used.
     pub down: bool,
+    /// Dropped from the configuration by a reload; kept only for pairs still using it.
+    pub removed: bool,
     /// Pairs currently connecting or connected to this server.
     pub active: usize,
     /// Passive health (failed connects).
@@ -44,16 +46,20 @@ impl Upstream {
             max_conns: None,
             backup: false,
             down: false,
+            removed: false,
             active: 0,
             passive: Passive::default(),
             checks: Active::default(),
         }
     }
 
-    /// May take one more client: not `down`, not at `max_conns`, not failed by checks.
-    /// Passive health is judged separately, since it is ignored as a last resort.
+    /// May take one more client: not `down` or removed, not at `max_conns`, not failed by
+    /// checks. Passive health is judged separately, since it is ignored as a last resort.
     pub fn can_take(&self) -> bool {
-        !self.down && self.checks.is_up() && self.max_conns.is_none_or(|max| self.active < max)
+        !self.down
+            && !self.removed
+            && self.checks.is_up()
+            && self.max_conns.is_none_or(|max| self.active < max)
     }
 
     /// Fully healthy at `now`: [`Upstream::can_take`] and not marked by passive health.

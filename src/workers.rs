@@ -1,47 +1,68 @@
-//! Several independent loops in one process, like nginx workers: each has its own poller,
-//! pairs, timers, pool state and `SO_REUSEPORT` listener; nothing is shared on the data path.
+//! The process: N independent loops (workers), like nginx workers, and the thread that turns
+//! signals into commands for them.
 //!
-//! With one worker the loop runs on the calling thread and handles signals itself. With more,
-//! each loop runs on its own thread and the calling thread waits for SIGINT/SIGTERM, then
-//! stops them all.
+//! Each worker has its own poller, pairs, timers, pool state and `SO_REUSEPORT` listeners;
+//! nothing is shared on the data path (worker 0 serves `/metrics` from snapshots the others
+//! publish each second). The calling thread only waits for signals: SIGTERM/SIGINT drain
+//! (a second one stops at once), SIGHUP re-reads the configuration file and reloads every
+//! worker, SIGUSR1 reopens the access log.
 
 use crate::config::Config;
 use crate::error::StartError;
-use crate::proxy::Proxy;
-use log::info;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use crate::file;
+use crate::proxy::{Handle, Proxy, SharedSnapshots};
+use log::{error, info, warn};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
-/// Binds every worker's listener (the first one fixes the port when the address has port 0),
-/// so that any start error is reported before a loop runs.
+/// Binds every worker's listeners (the first worker fixes ports given as 0), so that any
+/// start error is reported before a loop runs.
 pub fn bind(config: &Config) -> Result<Vec<Proxy>, StartError> {
-    let first = Proxy::bind(config.clone())?;
+    let workers = config.global.workers.max(1);
+    let shared: SharedSnapshots = Arc::new(Mutex::new(vec![None; workers]));
+    let first = Proxy::bind_worker(config.clone(), 0, Arc::clone(&shared))?;
     let mut rest = config.clone();
-    rest.listen = first.local_addr();
+    let mut bound = first.local_addrs().into_iter();
+    for route in &mut rest.routes {
+        for addr in &mut route.listen {
+            if let Some(actual) = bound.next() {
+                *addr = actual;
+            }
+        }
+    }
     let mut proxies = vec![first];
-    for _ in 1..config.workers {
-        proxies.push(Proxy::bind(rest.clone())?);
+    for worker in 1..workers {
+        proxies.push(Proxy::bind_worker(
+            rest.clone(),
+            worker,
+            Arc::clone(&shared),
+        )?);
     }
     Ok(proxies)
 }
 
-/// Runs the loops until SIGINT or SIGTERM; returns the first loop error, if any.
-pub fn run(mut proxies: Vec<Proxy>) -> Result<(), RunError> {
-    if proxies.len() == 1 {
-        let mut proxy = proxies.remove(0);
-        proxy.handle_signals().map_err(RunError::Start)?;
-        return proxy.run().map_err(RunError::Loop);
-    }
-    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|source| {
-        RunError::Start(StartError::Setup {
-            what: "install signal handlers",
-            source,
-        })
-    })?;
-    let stoppers: Vec<_> = proxies.iter().map(Proxy::stopper).collect();
-    let handles: Vec<_> = proxies
+/// Installs the handlers for the signals [`run`] acts on. Call it before [`bind`]: a signal
+/// that arrives from then on is queued for `run` rather than killing the process.
+pub fn signals() -> Result<Signals, StartError> {
+    Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1]).map_err(|source| StartError::Setup {
+        what: "install signal handlers",
+        source,
+    })
+}
+
+/// Runs the workers until they stop, turning `signals` into commands. `file` is re-read on
+/// SIGHUP.
+pub fn run(
+    proxies: Vec<Proxy>,
+    mut signals: Signals,
+    file: Option<PathBuf>,
+) -> Result<(), RunError> {
+    let handles: Vec<Handle> = proxies.iter().map(Proxy::handle).collect();
+    let threads = proxies
         .into_iter()
         .enumerate()
         .map(|(i, proxy)| {
@@ -49,32 +70,76 @@ pub fn run(mut proxies: Vec<Proxy>) -> Result<(), RunError> {
                 .name(format!("worker-{i}"))
                 .spawn(move || proxy.run())
         })
-        .collect::<Result<_, _>>()
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|source| {
             RunError::Start(StartError::Setup {
                 what: "start a worker thread",
                 source,
             })
         })?;
-    info!("{} workers running", handles.len());
-    if let Some(signal) = signals.forever().next() {
-        info!(
-            "signal {signal} received, stopping {} workers",
-            handles.len()
-        );
-    }
-    for stopper in &stoppers {
-        let _ = stopper.stop();
-    }
-    let mut result = Ok(());
-    for handle in handles {
-        match handle.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(RunError::Loop(e)),
-            Err(_) => result = Err(RunError::Loop(io::Error::other("a worker panicked"))),
+    let signal_handle = signals.handle();
+    let joiner = thread::spawn(move || {
+        let mut result = Ok(());
+        for thread in threads {
+            match thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(RunError::Loop(e)),
+                Err(_) => result = Err(RunError::Loop(io::Error::other("a worker panicked"))),
+            }
+        }
+        signal_handle.close();
+        result
+    });
+    let mut stopping = false;
+    for signal in signals.forever() {
+        match signal {
+            SIGHUP => reload(&handles, file.as_ref()),
+            SIGUSR1 => {
+                info!("SIGUSR1: reopening the access log");
+                send_all(&handles, Handle::reopen_log);
+            }
+            _ if stopping => {
+                info!("signal {signal} again: stopping now");
+                send_all(&handles, Handle::stop);
+            }
+            _ => {
+                info!("signal {signal}: draining (send it again to stop at once)");
+                stopping = true;
+                send_all(&handles, Handle::drain);
+            }
         }
     }
-    result
+    joiner
+        .join()
+        .unwrap_or_else(|_| Err(RunError::Loop(io::Error::other("the joiner panicked"))))
+}
+
+fn send_all(handles: &[Handle], command: fn(&Handle) -> io::Result<()>) {
+    for handle in handles {
+        if let Err(e) = command(handle) {
+            warn!("cannot reach a worker: {e}");
+        }
+    }
+}
+
+/// Re-reads the configuration file and sends it to every worker; a file that does not parse
+/// or validate changes nothing.
+fn reload(handles: &[Handle], file: Option<&PathBuf>) {
+    let Some(path) = file else {
+        warn!("SIGHUP: no configuration file (--config) to reload; ignored");
+        return;
+    };
+    match file::load(path) {
+        Ok(config) => {
+            info!("SIGHUP: reloading {}", path.display());
+            for handle in handles {
+                if let Err(e) = handle.reload(config.clone()) {
+                    warn!("cannot reach a worker: {e}");
+                }
+            }
+        }
+        Err(e) => error!("SIGHUP: {e}; keeping the running configuration"),
+    }
 }
 
 /// Why running the workers failed.

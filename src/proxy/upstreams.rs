@@ -25,21 +25,27 @@ impl Proxy {
             let Some(pair) = self.pairs.get_mut(key) else {
                 return;
             };
+            let route = &mut self.routes[pair.route];
             let out_of_time = !pair.tried.is_empty()
-                && self
+                && route
+                    .settings
                     .tries_timeout
                     .is_some_and(|limit| now.saturating_duration_since(pair.started) >= limit);
-            let next = if pair.tried.len() >= self.tries || out_of_time {
+            let next = if pair.tried.len() >= route.tries() || out_of_time {
                 None
             } else {
-                self.balancer
-                    .pick(&self.pool, pair.client_addr.ip(), &pair.tried, now)
+                route
+                    .balancer
+                    .pick(&route.pool, pair.client_addr.ip(), &pair.tried, now)
             };
             let Some(id) = next else {
                 return self.close(key, CloseReason::ConnectFailed, now);
             };
+            if !pair.tried.is_empty() {
+                route.stats.retries += 1;
+            }
             pair.tried.push(id);
-            let addr = self.pool.addr(id);
+            let addr = route.pool.addr(id);
             let started = connect::start(addr).and_then(|mut stream| {
                 self.poll
                     .registry()
@@ -50,113 +56,150 @@ impl Proxy {
                     )
                     .map(|()| stream)
             });
+            let route_index = pair.route;
             match started {
                 Ok(stream) => {
                     let attempt = pair.tried.len() as u32;
                     pair.upstream = Some(End::new(stream));
                     pair.upstream_id = Some(id);
                     pair.phase = Phase::Connecting { attempt };
-                    self.pool.servers[id].active += 1;
-                    self.balancer.update(&self.pool, id);
+                    route.acquire(id);
                     let timer = Timer::Connect {
                         key,
                         id: pair.id,
                         attempt,
                     };
-                    self.timers.schedule(now + self.connect_timeout, timer);
+                    self.timers
+                        .schedule(now + route.settings.connect_timeout, timer);
                     return;
                 }
                 Err(e) => {
                     warn!("connect to upstream {addr} failed at once: {e}");
-                    self.connect_failed(id, now);
+                    route.servers[id].connect_failures += 1;
+                    self.connect_failed(route_index, id, now);
                 }
             }
         }
     }
 
     /// Drops the failed upstream attempt of pair `key` and moves on to the next server.
-    pub(super) fn retry(&mut self, key: usize, err: &io::Error, now: Instant) {
+    pub(super) fn retry(&mut self, key: usize, err: &io::Error, timed_out: bool, now: Instant) {
         let Some(pair) = self.pairs.get_mut(key) else {
             return;
         };
         if let Some(mut old) = pair.upstream.take() {
             let _ = self.poll.registry().deregister(&mut old.stream);
         }
+        let route_index = pair.route;
         if let Some(id) = pair.upstream_id.take() {
-            self.pool.servers[id].active -= 1;
-            self.balancer.update(&self.pool, id);
-            warn!("connect to upstream {} failed: {err}", self.pool.addr(id));
-            self.connect_failed(id, now);
+            let route = &mut self.routes[route_index];
+            route.release(id);
+            if timed_out {
+                route.servers[id].connect_timeouts += 1;
+            } else {
+                route.servers[id].connect_failures += 1;
+            }
+            warn!("connect to upstream {} failed: {err}", route.pool.addr(id));
+            self.connect_failed(route_index, id, now);
         }
         self.connect_next(key, now);
     }
 
     /// Counts a failed connect against `server`'s passive health.
-    fn connect_failed(&mut self, server: UpstreamId, now: Instant) {
-        let failed = self.pool.servers[server]
+    fn connect_failed(&mut self, route: usize, server: UpstreamId, now: Instant) {
+        let state = &mut self.routes[route];
+        let policy = state.passive();
+        if let Some(until) = state.pool.servers[server]
             .passive
-            .record_failure(self.passive, now);
-        if let Some(until) = failed {
+            .record_failure(policy, now)
+        {
             info!(
                 "upstream {} unavailable for {:?}: {} failed connect(s) within {:?}",
-                self.pool.addr(server),
-                self.passive.fail_timeout,
-                self.passive.max_fails,
-                self.passive.fail_timeout
+                state.pool.addr(server),
+                policy.fail_timeout,
+                policy.max_fails,
+                policy.fail_timeout
             );
-            self.timers.schedule(until, Timer::Recovered { server });
+            self.timers
+                .schedule(until, Timer::Recovered { route, server });
         }
     }
 
     /// Logs that passive health's unavailability of `server` ended, if it did.
-    pub(super) fn recovered(&mut self, server: UpstreamId, now: Instant) {
-        if self.pool.servers[server].passive.is_available(now) {
+    pub(super) fn recovered(&mut self, route: usize, server: UpstreamId, now: Instant) {
+        let state = &self.routes[route];
+        if state.pool.servers[server].passive.is_available(now) && !state.retired {
             info!(
                 "upstream {} available again: fail-timeout elapsed",
-                self.pool.addr(server)
+                state.pool.addr(server)
             );
         }
     }
 
     /// Starts an active check of `server`, or records a failure if it cannot start.
-    pub(super) fn start_check(&mut self, server: UpstreamId, now: Instant) {
-        let addr = self.pool.addr(server);
-        match self.probes.start(server, addr, self.poll.registry()) {
+    pub(super) fn start_check(&mut self, route: usize, server: UpstreamId, now: Instant) {
+        let state = &mut self.routes[route];
+        state.check_scheduled[server] = false;
+        let s = &state.pool.servers[server];
+        if state.retired || s.removed || s.down || state.settings.health_interval.is_none() {
+            return;
+        }
+        let addr = s.addr;
+        match state
+            .probes
+            .start(route, server, addr, self.poll.registry())
+        {
             Start::Started { seq } => {
-                let timer = Timer::CheckTimeout { server, seq };
-                self.timers.schedule(now + self.health_timeout, timer);
+                let timer = Timer::CheckTimeout { route, server, seq };
+                self.timers.schedule(now + state.health_timeout(), timer);
             }
             Start::Busy => {}
-            Start::Failed => self.finish_check(server, false, "could not start", now),
+            Start::Failed => self.finish_check(route, server, false, "could not start", now),
         }
     }
 
     /// Handles an event on `server`'s probe.
-    pub(super) fn probe_event(&mut self, server: UpstreamId, now: Instant) {
-        match self.probes.poll(server) {
+    pub(super) fn probe_event(&mut self, route: usize, server: UpstreamId, now: Instant) {
+        let Some(state) = self.routes.get_mut(route) else {
+            return;
+        };
+        match state.probes.poll(server) {
             ProbeResult::Pending => {}
-            ProbeResult::Up => self.finish_check(server, true, "connected", now),
-            ProbeResult::Down => self.finish_check(server, false, "connect failed", now),
+            ProbeResult::Up => self.finish_check(route, server, true, "connected", now),
+            ProbeResult::Down => self.finish_check(route, server, false, "connect failed", now),
         }
     }
 
     /// Feeds one check result to `server`'s active health and schedules the next check.
-    pub(super) fn finish_check(&mut self, server: UpstreamId, ok: bool, why: &str, now: Instant) {
-        let addr = self.pool.addr(server);
-        match self.pool.servers[server].checks.record(ok, self.active) {
+    pub(super) fn finish_check(
+        &mut self,
+        route: usize,
+        server: UpstreamId,
+        ok: bool,
+        why: &str,
+        now: Instant,
+    ) {
+        let state = &mut self.routes[route];
+        let policy = state.active_policy();
+        let addr = state.pool.addr(server);
+        match state.pool.servers[server].checks.record(ok, policy) {
             Some(true) => info!(
                 "upstream {addr} is up: {} consecutive checks succeeded",
-                self.active.rise
+                policy.rise
             ),
             Some(false) => info!(
                 "upstream {addr} is down: {} consecutive checks failed (last: {why})",
-                self.active.fall
+                policy.fall
             ),
             None => {}
         }
-        if let Some(interval) = self.health_interval {
+        if let Some(interval) = state.settings.health_interval
+            && !state.retired
+            && !state.check_scheduled[server]
+        {
+            state.check_scheduled[server] = true;
             self.timers
-                .schedule(now + interval, Timer::Check { server });
+                .schedule(now + interval, Timer::Check { route, server });
         }
     }
 }

@@ -1,0 +1,168 @@
+//! Commands from other threads (the signal thread, tests): stop, drain, reload, reopen the
+//! access log. A command is queued and the loop woken through a `mio::Waker`; the loop runs
+//! the queue in order on its next turn, so no loop state is ever shared.
+
+use super::{Proxy, RunState, Timer};
+use crate::config::Config;
+use crate::error::CloseReason;
+use crate::token;
+use log::{error, info, warn};
+use mio::{Registry, Waker};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// Something another thread asks a loop to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Close everything and stop now.
+    Stop,
+    /// Stop accepting, let open connections finish for up to the drain timeout, then stop.
+    Drain,
+    /// Apply this configuration in place.
+    Reload(Box<Config>),
+    /// Reopen the access log (log rotation).
+    ReopenLog,
+    /// Report the listen addresses (in route order) on this channel.
+    Addrs(mpsc::Sender<Vec<SocketAddr>>),
+}
+
+/// The loop's end of the command queue.
+pub(super) struct Control {
+    waker: Waker,
+    queue: Mutex<Vec<Command>>,
+}
+
+impl Control {
+    pub(super) fn new(registry: &Registry) -> io::Result<Control> {
+        Ok(Control {
+            waker: Waker::new(registry, token::CONTROL)?,
+            queue: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+/// Sends commands to a running [`Proxy`] from any thread.
+#[derive(Clone)]
+pub struct Handle {
+    control: Arc<Control>,
+}
+
+impl Handle {
+    pub(super) fn new(control: Arc<Control>) -> Handle {
+        Handle { control }
+    }
+
+    /// Queues `command` and wakes the loop.
+    pub fn send(&self, command: Command) -> io::Result<()> {
+        self.control
+            .queue
+            .lock()
+            .map_err(|_| io::Error::other("command queue poisoned"))?
+            .push(command);
+        self.control.waker.wake()
+    }
+
+    /// Closes everything and stops now.
+    pub fn stop(&self) -> io::Result<()> {
+        self.send(Command::Stop)
+    }
+
+    /// Graceful stop: see [`Command::Drain`].
+    pub fn drain(&self) -> io::Result<()> {
+        self.send(Command::Drain)
+    }
+
+    /// Applies `config` in place.
+    pub fn reload(&self, config: Config) -> io::Result<()> {
+        self.send(Command::Reload(Box::new(config)))
+    }
+
+    /// Reopens the access log.
+    pub fn reopen_log(&self) -> io::Result<()> {
+        self.send(Command::ReopenLog)
+    }
+
+    /// The loop's listen addresses now, in route order (they change with reloads).
+    pub fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Addrs(tx))?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|e| io::Error::new(io::ErrorKind::TimedOut, e))
+    }
+}
+
+impl Proxy {
+    /// Runs every queued command, in order.
+    pub(super) fn run_commands(&mut self, now: Instant) {
+        let commands = match self.control.queue.lock() {
+            Ok(mut queue) => std::mem::take(&mut *queue),
+            Err(_) => vec![Command::Stop],
+        };
+        for command in commands {
+            match command {
+                Command::Stop => {
+                    if !self.pairs.is_empty() {
+                        info!("stopping now: cutting {} connection(s)", self.pairs.len());
+                    }
+                    self.state = RunState::Stopped;
+                }
+                Command::Drain => self.drain(now),
+                Command::Reload(config) => match self.reload(*config, now) {
+                    Ok(summary) => info!("configuration reloaded: {summary}"),
+                    Err(e) => error!("reload failed, keeping the running configuration: {e}"),
+                },
+                Command::Addrs(reply) => {
+                    let _ = reply.send(self.local_addrs());
+                }
+                Command::ReopenLog => {
+                    if let Some(log) = self.access_log.as_mut()
+                        && let Err(e) = log.reopen()
+                    {
+                        warn!("cannot reopen the access log: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the listeners and lets open pairs finish until the drain timeout.
+    fn drain(&mut self, now: Instant) {
+        if self.state != RunState::Running {
+            return;
+        }
+        let keys: Vec<usize> = self.listeners.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            let mut listener = self.listeners.remove(key);
+            let _ = self.poll.registry().deregister(&mut listener.socket);
+        }
+        let open = self.pairs.len();
+        info!(
+            "draining: listeners closed, waiting up to {:?} for {open} connection(s)",
+            self.global.drain_timeout
+        );
+        self.state = RunState::Draining {
+            open_at_start: open,
+        };
+        self.timers
+            .schedule(now + self.global.drain_timeout, Timer::DrainDeadline);
+    }
+
+    /// The drain timeout passed: cuts what is still open and stops.
+    pub(super) fn drain_deadline(&mut self, now: Instant) {
+        let RunState::Draining { open_at_start } = self.state else {
+            return;
+        };
+        let cut = self.pairs.len();
+        let keys: Vec<usize> = self.pairs.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.close(key, CloseReason::Drained, now);
+        }
+        info!(
+            "drain timeout: {} connection(s) finished, {cut} cut",
+            open_at_start.saturating_sub(cut)
+        );
+        self.state = RunState::Stopped;
+    }
+}
