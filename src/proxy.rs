@@ -339,6 +339,7 @@ impl Proxy {
             }
             self.fire_timers(now);
             self.accept(now);
+            self.compact_timers();
             if let RunState::Draining { open_at_start } = self.state
                 && self.pairs.is_empty()
             {
@@ -467,6 +468,24 @@ impl Proxy {
                 Timer::MetricsTimeout { key, id } => self.metrics_timeout(key, id),
             }
         }
+    }
+
+    /// Drops timer entries of pairs and metrics connections that are gone once they outnumber
+    /// the live ones: each pair has at most an idle and a connect entry live, so the heap stays
+    /// within a constant factor of the open pairs (amortised O(1) per entry).
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= 4 * self.pairs.len() + 1024 {
+            return;
+        }
+        let pairs = &self.pairs;
+        let metrics = self.metrics.as_ref();
+        self.timers.retain(|timer| match *timer {
+            Timer::Connect { key, id, .. } | Timer::Idle { key, id } => {
+                pairs.get(key).is_some_and(|p| p.id == id)
+            }
+            Timer::MetricsTimeout { key, id } => metrics.is_some_and(|m| m.has_conn(key, id)),
+            _ => true,
+        });
     }
 
     /// Flushes the access log and, with several workers, publishes this worker's metrics.

@@ -47,6 +47,12 @@ impl<T: Ord> Timers<T> {
         }
     }
 
+    /// Keeps only the entries `keep` accepts: drops stale entries in one pass, so that lazy
+    /// cancellation cannot let the heap grow with the connection rate.
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        self.heap.retain(|Reverse((_, event))| keep(event));
+    }
+
     /// Number of entries, stale ones included.
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -77,6 +83,18 @@ mod tests {
         assert_eq!(timers.pop_expired(later), None);
         assert_eq!(timers.poll_timeout(later), Some(Duration::from_secs(1)));
         assert_eq!(timers.len(), 1);
+    }
+
+    #[test]
+    fn retain_drops_stale_entries() {
+        let base = Instant::now();
+        let mut timers = Timers::default();
+        for i in 0..10u32 {
+            timers.schedule(base + Duration::from_secs(u64::from(i)), i);
+        }
+        timers.retain(|i| i % 2 == 1);
+        assert_eq!(timers.len(), 5);
+        assert_eq!(timers.pop_expired(base + Duration::from_secs(100)), Some(1));
     }
 
     #[test]

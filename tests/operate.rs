@@ -341,9 +341,11 @@ fn access_log_names_every_ending() {
     set_reset_on_close(&c);
     drop(c);
     let _ = read_until_end(&mut s, IO_TIMEOUT, 1);
-    // upstream-reset.
+    // upstream-reset: once the pair streams (the byte arrived), the backend resets.
     let mut c = connect(main);
-    let s = accepted.next(IO_TIMEOUT);
+    let mut s = accepted.next(IO_TIMEOUT);
+    c.write_all(b"!").unwrap();
+    read_exact_within(&mut s, 1, IO_TIMEOUT);
     set_reset_on_close(&s);
     drop(s);
     let _ = read_until_end(&mut c, IO_TIMEOUT, 1);

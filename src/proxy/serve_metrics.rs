@@ -50,6 +50,13 @@ impl MetricsServer {
     }
 }
 
+impl MetricsServer {
+    /// True while connection `id` is at `key`.
+    pub(super) fn has_conn(&self, key: usize, id: u64) -> bool {
+        self.conns.get(key).is_some_and(|c| c.id == id)
+    }
+}
+
 impl Proxy {
     /// Accepts metrics connections until `WouldBlock`.
     pub(super) fn metrics_accept(&mut self, now: Instant) {
@@ -152,7 +159,7 @@ impl Proxy {
     /// Closes metrics connection `key` if it is still connection `id`.
     pub(super) fn metrics_timeout(&mut self, key: usize, id: u64) {
         if let Some(server) = self.metrics.as_mut()
-            && server.conns.get(key).is_some_and(|c| c.id == id)
+            && server.has_conn(key, id)
         {
             server.conns.remove(key);
         }

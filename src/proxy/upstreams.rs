@@ -17,6 +17,15 @@ use mio::Interest;
 use std::io;
 use std::time::Instant;
 
+/// Out of descriptors, buffers or memory here: the server is not at fault, so passive health
+/// does not count it (nginx neither).
+fn is_local_shortage(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
 impl Proxy {
     /// Starts connecting pair `key` to the next server the balancer offers; closes the client
     /// when none is left, `--tries` servers were tried or `--tries-timeout` has passed.
@@ -76,7 +85,9 @@ impl Proxy {
                 Err(e) => {
                     warn!("connect to upstream {addr} failed at once: {e}");
                     route.servers[id].connect_failures += 1;
-                    self.connect_failed(route_index, id, now);
+                    if !is_local_shortage(&e) {
+                        self.connect_failed(route_index, id, now);
+                    }
                 }
             }
         }
