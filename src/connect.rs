@@ -22,8 +22,9 @@ pub enum ConnectCheck {
 /// An error here (e.g. `EADDRNOTAVAIL` when local ports run out, `EMFILE`) means the attempt
 /// failed at once.
 pub fn start(addr: SocketAddr) -> io::Result<TcpStream> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_nonblocking(true)?;
+    // Non-blocking from creation (SOCK_NONBLOCK): one syscall fewer per connection.
+    let kind = Type::STREAM.nonblocking();
+    let socket = Socket::new(Domain::for_address(addr), kind, Some(Protocol::TCP))?;
     socket.set_tcp_nodelay(true)?;
     match socket.connect(&addr.into()) {
         Ok(()) => {}

@@ -1,0 +1,624 @@
+//! What is measured: no proxy (`direct`), ringproxy, nginx and HAProxy. Finds the programs,
+//! writes their configurations into a private temporary directory, starts them pinned to
+//! the proxy CPU on a free loopback port, and stops them again.
+//!
+//! Every started proxy is owned by a [`Running`] guard. Its `Drop` kills the proxy's whole
+//! process group (nginx's master and worker) and removes the directory, so proxies go away
+//! at the end, on an error and on a panic. Ctrl-C and SIGTERM are caught by
+//! [`install_signal_cleanup`], which kills every live group before exiting, and each proxy
+//! gets `PR_SET_PDEATHSIG` so it dies even if the harness is SIGKILLed.
+
+use crate::sys::{self, Context, Pid};
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// One column of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// The client talks to the backend itself.
+    Direct,
+    /// The release binary of this crate.
+    Ringproxy,
+    /// nginx with the stream module.
+    Nginx,
+    /// HAProxy in `mode tcp`.
+    Haproxy,
+}
+
+impl Kind {
+    /// Every target, in report order.
+    pub const ALL: [Kind; 4] = [Kind::Direct, Kind::Ringproxy, Kind::Nginx, Kind::Haproxy];
+
+    /// The name used on the command line and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Direct => "direct",
+            Kind::Ringproxy => "ringproxy",
+            Kind::Nginx => "nginx",
+            Kind::Haproxy => "haproxy",
+        }
+    }
+}
+
+/// Process groups and directories of proxies that are running now, for the signal handler.
+static LIVE: Mutex<Vec<(Pid, PathBuf)>> = Mutex::new(Vec::new());
+
+/// Kills every live proxy group and removes their directories when SIGINT, SIGTERM or
+/// SIGHUP arrives, then exits with 130. Call after pinning: it starts a thread.
+pub fn install_signal_cleanup() -> Result<(), String> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context(|| "install signal handlers".into())?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+                for (pgid, dir) in live.iter() {
+                    sys::kill_group(*pgid, libc::SIGKILL);
+                    let _ = fs::remove_dir_all(dir);
+                }
+                eprintln!("compare: signal {signal}: stopped {} proxies", live.len());
+                std::process::exit(130);
+            }
+        })
+        .context(|| "start the signal thread".into())?;
+    Ok(())
+}
+
+/// nginx as found on this machine.
+#[derive(Debug, Clone)]
+pub struct Nginx {
+    path: PathBuf,
+    /// `load_module` path when the stream module is dynamic; `None` when built in.
+    stream_module: Option<PathBuf>,
+    /// Whether `-e` (error log path on the command line, 1.19.5+) is understood.
+    has_e_flag: bool,
+    /// Whether `proxy_half_close` (1.21.4+) exists; without it nginx ends the session at
+    /// the first FIN, and the upload workload cannot get its byte count back.
+    has_half_close: bool,
+    /// `nginx -v`.
+    pub version: String,
+}
+
+/// HAProxy as found on this machine.
+#[derive(Debug, Clone)]
+pub struct Haproxy {
+    path: PathBuf,
+    /// First line of `haproxy -v`.
+    pub version: String,
+}
+
+/// The programs available and the limits every proxy is configured with.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// Path of the ringproxy release binary.
+    pub ringproxy: PathBuf,
+    /// `ringproxy --version`.
+    pub ringproxy_version: String,
+    /// `--workers N` to pass, when ringproxy's `--help` lists the flag.
+    pub ringproxy_workers: Option<usize>,
+    /// nginx, when installed with a stream module.
+    pub nginx: Option<Nginx>,
+    /// HAProxy, when installed.
+    pub haproxy: Option<Haproxy>,
+    /// Connection limit given to every proxy (`--max-conns`, `maxconn`, half of nginx's
+    /// `worker_connections`).
+    pub max_conns: usize,
+    /// Descriptor limit given to nginx's worker (`worker_rlimit_nofile`).
+    pub fd_limit: u64,
+    /// CPU the proxies are pinned to, if the machine has a second one.
+    pub proxy_cpu: Option<usize>,
+}
+
+impl Tools {
+    /// Finds the programs; every one that is missing or unusable adds a line to `notes`.
+    pub fn detect(
+        ringproxy: &Path,
+        workers: usize,
+        fd_limit: u64,
+        proxy_cpu: Option<usize>,
+        notes: &mut Vec<String>,
+    ) -> Result<Tools, String> {
+        let (ringproxy_version, _) = output_of(ringproxy, &["--version"])
+            .context(|| format!("run {} --version", ringproxy.display()))?;
+        let (help, _) = output_of(ringproxy, &["--help"])
+            .context(|| format!("run {} --help", ringproxy.display()))?;
+        let ringproxy_workers = if help.contains("--workers") {
+            Some(workers)
+        } else {
+            if workers != 1 {
+                notes.push(format!(
+                    "--workers {workers} ignored: this ringproxy has no --workers flag"
+                ));
+            }
+            None
+        };
+        Ok(Tools {
+            ringproxy: ringproxy.to_path_buf(),
+            ringproxy_version: ringproxy_version.trim().to_string(),
+            ringproxy_workers,
+            nginx: detect_nginx(notes),
+            haproxy: detect_haproxy(notes),
+            max_conns: (fd_limit.saturating_sub(2000) / 2).clamp(64, 9000) as usize,
+            fd_limit,
+            proxy_cpu,
+        })
+    }
+
+    /// Whether `kind` can be measured here.
+    pub fn available(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::Direct | Kind::Ringproxy => true,
+            Kind::Nginx => self.nginx.is_some(),
+            Kind::Haproxy => self.haproxy.is_some(),
+        }
+    }
+
+    /// Starts proxy `kind` in front of `backend`, with `buffer` bytes per direction, and
+    /// waits until a byte makes the round trip through it.
+    pub fn start(&self, kind: Kind, buffer: usize, backend: SocketAddr) -> Result<Running, String> {
+        let dir = private_dir(kind)?;
+        let port = sys::free_port().context(|| "find a free port".into())?;
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let command = match kind {
+            Kind::Direct => return Err("direct has no proxy to start".into()),
+            Kind::Ringproxy => self.ringproxy_command(listen, backend, buffer),
+            Kind::Nginx => self.nginx_command(&dir, listen, backend, buffer)?,
+            Kind::Haproxy => self.haproxy_command(&dir, listen, backend, buffer)?,
+        };
+        Running::spawn(kind, command, dir, listen, self.proxy_cpu)
+    }
+
+    fn ringproxy_command(&self, listen: SocketAddr, backend: SocketAddr, buffer: usize) -> Command {
+        let mut cmd = Command::new(&self.ringproxy);
+        cmd.arg("--listen")
+            .arg(listen.to_string())
+            .arg("--upstream")
+            .arg(backend.to_string())
+            .arg("--buffer-size")
+            .arg(buffer.to_string())
+            .args(["--connect-timeout", "5s", "--idle-timeout", "10m"])
+            .arg("--max-conns")
+            .arg(self.max_conns.to_string())
+            .args(["--backlog", "1024", "-q"]);
+        if let Some(n) = self.ringproxy_workers {
+            cmd.arg("--workers").arg(n.to_string());
+        }
+        cmd
+    }
+
+    fn nginx_command(
+        &self,
+        dir: &Path,
+        listen: SocketAddr,
+        backend: SocketAddr,
+        buffer: usize,
+    ) -> Result<Command, String> {
+        let nginx = self.nginx.as_ref().ok_or("nginx is not available")?;
+        let load = nginx
+            .stream_module
+            .as_ref()
+            .map(|m| format!("load_module {};\n", m.display()))
+            .unwrap_or_default();
+        let half_close = if nginx.has_half_close {
+            "proxy_half_close on;"
+        } else {
+            "# proxy_half_close needs nginx 1.21.4"
+        };
+        let d = dir.display();
+        let config = format!(
+            "# generated by benches/compare.rs\n\
+             {load}daemon off;\n\
+             master_process on;\n\
+             worker_processes 1;\n\
+             worker_rlimit_nofile {fd};\n\
+             pid {d}/nginx.pid;\n\
+             error_log {d}/error.log warn;\n\
+             events {{\n    worker_connections {wc};\n}}\n\
+             stream {{\n\
+             \x20   access_log off;\n\
+             \x20   server {{\n\
+             \x20       listen {listen} backlog=1024;\n\
+             \x20       proxy_pass {backend};\n\
+             \x20       proxy_buffer_size {buffer};\n\
+             \x20       proxy_connect_timeout 5s;\n\
+             \x20       proxy_timeout 10m;\n\
+             \x20       {half_close}\n\
+             \x20   }}\n\
+             }}\n",
+            fd = self.fd_limit,
+            wc = self.max_conns * 2 + 64,
+        );
+        let conf = dir.join("nginx.conf");
+        fs::write(&conf, config).context(|| format!("write {}", conf.display()))?;
+        let mut cmd = Command::new(&nginx.path);
+        cmd.arg("-p").arg(dir).arg("-c").arg(&conf);
+        if nginx.has_e_flag {
+            cmd.arg("-e").arg(dir.join("error.log"));
+        }
+        Ok(cmd)
+    }
+
+    fn haproxy_command(
+        &self,
+        dir: &Path,
+        listen: SocketAddr,
+        backend: SocketAddr,
+        buffer: usize,
+    ) -> Result<Command, String> {
+        let haproxy = self.haproxy.as_ref().ok_or("HAProxy is not available")?;
+        let config = format!(
+            "# generated by benches/compare.rs\n\
+             global\n\
+             \x20   nbthread 1\n\
+             \x20   maxconn {maxconn}\n\
+             \x20   tune.bufsize {buffer}\n\
+             \x20   pidfile {pid}\n\
+             defaults\n\
+             \x20   mode tcp\n\
+             \x20   timeout connect 5s\n\
+             \x20   timeout client 10m\n\
+             \x20   timeout server 10m\n\
+             frontend bench\n\
+             \x20   bind {listen}\n\
+             \x20   backlog 1024\n\
+             \x20   default_backend upstream\n\
+             backend upstream\n\
+             \x20   server backend {backend}\n",
+            maxconn = self.max_conns,
+            pid = dir.join("haproxy.pid").display(),
+        );
+        let conf = dir.join("haproxy.cfg");
+        fs::write(&conf, config).context(|| format!("write {}", conf.display()))?;
+        let mut cmd = Command::new(&haproxy.path);
+        cmd.arg("-f").arg(&conf).arg("-db");
+        Ok(cmd)
+    }
+}
+
+/// A proxy process (group) started by the harness; killed and cleaned up on drop.
+pub struct Running {
+    /// Which proxy this is.
+    pub kind: Kind,
+    child: Child,
+    dir: PathBuf,
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// The process that moves the bytes: nginx's worker, otherwise the child itself.
+    pub pid: Pid,
+}
+
+impl Running {
+    /// Spawns `command` in a new process group pinned to `cpu`, then waits until it proxies.
+    fn spawn(
+        kind: Kind,
+        mut command: Command,
+        dir: PathBuf,
+        addr: SocketAddr,
+        cpu: Option<usize>,
+    ) -> Result<Running, String> {
+        let log = dir.join("stderr.log");
+        let stderr = fs::File::create(&log).context(|| format!("create {}", log.display()))?;
+        let stdout = stderr
+            .try_clone()
+            .context(|| format!("reopen {}", log.display()))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0);
+        // SAFETY: the closure runs between fork and exec and only makes two system calls
+        // (sched_setaffinity, prctl), both async-signal-safe, without allocating.
+        unsafe {
+            command.pre_exec(move || {
+                if let Some(cpu) = cpu {
+                    sys::pin_current_thread(cpu)?;
+                }
+                sys::die_with_parent()
+            });
+        }
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                return Err(format!("start {}: {e}", kind.name()));
+            }
+        };
+        let pgid = child.id() as Pid;
+        // Lets a later run find and stop this group if the harness is SIGKILLed.
+        let _ = fs::write(dir.join(PGID_FILE), pgid.to_string());
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((pgid, dir.clone()));
+        let mut running = Running {
+            kind,
+            child,
+            dir,
+            addr,
+            pid: pgid,
+        };
+        running.wait_ready()?;
+        Ok(running)
+    }
+
+    /// Waits (up to 10 s) until one byte goes through the proxy and back, then finds the
+    /// process to measure.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "{} exited during start-up ({status}); its log:\n{}",
+                    self.kind.name(),
+                    self.logs()
+                ));
+            }
+            if probe(self.addr).is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not proxy within 10 s; its log:\n{}",
+                    self.kind.name(),
+                    self.logs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.kind == Kind::Nginx {
+            // The master only forks; the single worker carries the connections.
+            match sys::children_of(self.pid).as_slice() {
+                [worker] => self.pid = *worker,
+                other => {
+                    return Err(format!(
+                        "nginx master {} has {} children, expected one worker",
+                        self.pid,
+                        other.len()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The proxy's own log files, for error messages.
+    fn logs(&self) -> String {
+        let mut text = String::new();
+        for name in ["stderr.log", "error.log"] {
+            if let Ok(content) = fs::read_to_string(self.dir.join(name))
+                && !content.trim().is_empty()
+            {
+                text.push_str(&format!("--- {name}\n{}\n", content.trim_end()));
+            }
+        }
+        if text.is_empty() {
+            text.push_str("(empty)");
+        }
+        text
+    }
+
+    /// Warnings and errors the proxy logged so far (empty when none).
+    pub fn log_lines(&self) -> Vec<String> {
+        ["stderr.log", "error.log"]
+            .iter()
+            .filter_map(|name| fs::read_to_string(self.dir.join(name)).ok())
+            .flat_map(|c| c.lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let pgid = self.child.id() as Pid;
+        sys::kill_group(pgid, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Anything left in the group (a slow master, an orphaned worker) is killed outright.
+        sys::kill_group(pgid, libc::SIGKILL);
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(g, _)| *g != pgid);
+    }
+}
+
+/// Connects, asks the backend to echo, and checks one byte comes back.
+fn probe(addr: SocketAddr) -> std::io::Result<()> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    s.set_read_timeout(Some(Duration::from_millis(500)))?;
+    s.write_all(b"E!")?;
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b)?;
+    // Close with RST like the workloads do, so the proxy logs nothing about the probe.
+    let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+    if &b == b"!" {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("wrong echo"))
+    }
+}
+
+/// Prefix of the proxies' private directories: `$TMPDIR/ringproxy-compare-PID-N-KIND`.
+const DIR_PREFIX: &str = "ringproxy-compare-";
+/// File in a private directory holding the proxy's process group id.
+const PGID_FILE: &str = "pgid";
+/// Command names a leftover proxy process may have.
+const PROXY_NAMES: [&str; 3] = ["nginx", "haproxy", "ringproxy"];
+
+/// Removes what a harness killed outright (SIGKILL: no `Drop`, no signal handler) left
+/// behind: its directories and any proxy process still in their process groups (an
+/// nginx worker survives its master's `PR_SET_PDEATHSIG`). Only directories whose
+/// harness pid is gone are touched, and only processes named like a proxy are killed.
+pub fn clean_stale(notes: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let (mut dirs, mut killed) = (0, 0);
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(harness) = name
+            .strip_prefix(DIR_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<Pid>().ok())
+        else {
+            continue;
+        };
+        if sys::alive(harness) {
+            continue;
+        }
+        let pgid = fs::read_to_string(entry.path().join(PGID_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<Pid>().ok());
+        if let Some(pgid) = pgid {
+            for pid in sys::all_pids() {
+                if let Some((group, comm)) = sys::group_and_name(pid)
+                    && group == pgid
+                    && PROXY_NAMES.iter().any(|n| comm.starts_with(n))
+                {
+                    sys::kill_one(pid, libc::SIGKILL);
+                    killed += 1;
+                }
+            }
+        }
+        if fs::remove_dir_all(entry.path()).is_ok() {
+            dirs += 1;
+        }
+    }
+    if dirs + killed > 0 {
+        notes.push(format!(
+            "cleaned up after an earlier harness that was killed: {dirs} directories, \
+             {killed} proxy processes"
+        ));
+    }
+}
+
+/// A fresh empty private directory for one proxy.
+fn private_dir(kind: Kind) -> Result<PathBuf, String> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "{DIR_PREFIX}{}-{n}-{}",
+        std::process::id(),
+        kind.name()
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).context(|| format!("create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Runs `program args`, returning (stdout, stderr).
+fn output_of(program: &Path, args: &[&str]) -> std::io::Result<(String, String)> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Looks for `name` in `PATH`, then in the sbin directories root's tools live in.
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Finds nginx and its stream module; `None` (with a note) when either is missing.
+fn detect_nginx(notes: &mut Vec<String>) -> Option<Nginx> {
+    let Some(path) = find_program("nginx") else {
+        notes.push("nginx skipped: not installed (apt-get install -y nginx)".into());
+        return None;
+    };
+    let Ok((_, configure)) = output_of(&path, &["-V"]) else {
+        notes.push(format!("nginx skipped: {} -V failed", path.display()));
+        return None;
+    };
+    let version = configure
+        .lines()
+        .next()
+        .unwrap_or("nginx")
+        .trim()
+        .to_string();
+    let stream_module = if configure.contains("--with-stream=dynamic") {
+        let candidates = [
+            "/usr/lib/nginx/modules/ngx_stream_module.so",
+            "/usr/share/nginx/modules/ngx_stream_module.so",
+            "/usr/lib64/nginx/modules/ngx_stream_module.so",
+        ];
+        match candidates.iter().map(PathBuf::from).find(|p| p.is_file()) {
+            Some(module) => Some(module),
+            None => {
+                notes.push(
+                    "nginx skipped: its stream module is not installed \
+                     (apt-get install -y libnginx-mod-stream)"
+                        .into(),
+                );
+                return None;
+            }
+        }
+    } else if configure.contains("--with-stream") {
+        None
+    } else {
+        notes.push("nginx skipped: built without the stream module".into());
+        return None;
+    };
+    Some(Nginx {
+        has_e_flag: nginx_at_least(&version, (1, 19, 5)),
+        has_half_close: nginx_at_least(&version, (1, 21, 4)),
+        path,
+        stream_module,
+        version,
+    })
+}
+
+/// Whether `nginx version: nginx/X.Y.Z` is at least `min`.
+fn nginx_at_least(version: &str, min: (u32, u32, u32)) -> bool {
+    let Some(number) = version.rsplit('/').next() else {
+        return false;
+    };
+    let parts: Vec<u32> = number
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    match parts.as_slice() {
+        [a, b, c, ..] => (*a, *b, *c) >= min,
+        _ => false,
+    }
+}
+
+/// Finds HAProxy; `None` (with a note) when missing.
+fn detect_haproxy(notes: &mut Vec<String>) -> Option<Haproxy> {
+    let Some(path) = find_program("haproxy") else {
+        notes.push("haproxy skipped: not installed (apt-get install -y haproxy)".into());
+        return None;
+    };
+    match output_of(&path, &["-v"]) {
+        Ok((out, _)) => Some(Haproxy {
+            version: out.lines().next().unwrap_or("HAProxy").trim().to_string(),
+            path,
+        }),
+        Err(e) => {
+            notes.push(format!(
+                "haproxy skipped: {} -v failed: {e}",
+                path.display()
+            ));
+            None
+        }
+    }
+}
