@@ -437,16 +437,20 @@ fn metrics_report_known_traffic_and_reject_bad_requests() {
         c.shutdown(Shutdown::Write).unwrap();
         read_to_eof(&mut c, IO_TIMEOUT);
     }
+    // A connection still open counts its bytes already.
+    let mut open = connect(addr);
+    round_trip(&mut open, &[8u8; 500]);
     let metrics = proxy.metrics.expect("metrics address");
     let server = backend.addr.to_string();
     let dead = refusing.addr.to_string();
     let expected = [
-        "ringproxy_connections_accepted_total{worker=\"0\",route=\"default\"} 3".to_string(),
+        "ringproxy_connections_accepted_total{worker=\"0\",route=\"default\"} 4".to_string(),
+        "ringproxy_connections_active{worker=\"0\",route=\"default\"} 1".to_string(),
         "ringproxy_connections_closed_total{worker=\"0\",route=\"default\",reason=\"client-closed\"} 3"
             .to_string(),
-        format!("ringproxy_upstream_connects_total{{worker=\"0\",route=\"default\",server=\"{server}\"}} 3"),
+        format!("ringproxy_upstream_connects_total{{worker=\"0\",route=\"default\",server=\"{server}\"}} 4"),
         format!(
-            "ringproxy_upstream_bytes_total{{worker=\"0\",route=\"default\",server=\"{server}\",direction=\"to_upstream\"}} 3000"
+            "ringproxy_upstream_bytes_total{{worker=\"0\",route=\"default\",server=\"{server}\",direction=\"to_upstream\"}} 3500"
         ),
         format!("ringproxy_upstream_connect_failures_total{{worker=\"0\",route=\"default\",server=\"{dead}\"}} 1"),
         format!("ringproxy_upstream_up{{worker=\"0\",route=\"default\",server=\"{dead}\"}} 0"),

@@ -4,7 +4,9 @@
 
 use super::{Proxy, Timer};
 use crate::metrics::{self, MAX_REQUEST, Request};
-use crate::stats::{OCCUPANCY_BOUNDS, RingSnapshot, RouteSnapshot, ServerSnapshot, Snapshot};
+use crate::stats::{
+    OCCUPANCY_BOUNDS, RingSnapshot, RouteSnapshot, ServerSnapshot, ServerStats, Snapshot,
+};
 use crate::token;
 use log::debug;
 use mio::net::{TcpListener, TcpStream};
@@ -183,31 +185,24 @@ impl Proxy {
 
     /// Counters and gauges of this loop at `now`.
     pub(super) fn snapshot(&self, now: Instant) -> Snapshot {
-        let routes = self
+        // Counters include what open pairs have delivered so far, so long-lived connections
+        // show their bytes before they close (the data path itself counts nothing here).
+        let mut counters: Vec<Vec<ServerStats>> =
+            self.routes.iter().map(|r| r.servers.clone()).collect();
+        let mut stalled: Vec<(Duration, Duration)> = self
             .routes
             .iter()
-            .filter(|r| !r.retired || r.active > 0)
-            .map(|route| RouteSnapshot {
-                name: route.settings.name.clone(),
-                active: route.active as u64,
-                stats: route.stats.clone(),
-                servers: route
-                    .pool
-                    .servers
-                    .iter()
-                    .zip(&route.servers)
-                    .filter(|(s, _)| !s.removed || s.active > 0)
-                    .map(|(server, stats)| ServerSnapshot {
-                        addr: server.addr,
-                        active: server.active as u64,
-                        up: server.is_available(now),
-                        stats: stats.clone(),
-                    })
-                    .collect(),
-            })
+            .map(|r| (r.stats.stalled_to_upstream, r.stats.stalled_to_client))
             .collect();
         let mut rings = RingSnapshot::default();
         for (_, pair) in &self.pairs {
+            if let Some(id) = pair.upstream_id {
+                let server = &mut counters[pair.route][id];
+                server.bytes_to_upstream += pair.to_upstream.delivered;
+                server.bytes_to_client += pair.to_client.delivered;
+            }
+            stalled[pair.route].0 += pair.to_upstream.stalled_until(now);
+            stalled[pair.route].1 += pair.to_client.stalled_until(now);
             for ring in [&pair.to_upstream.ring, &pair.to_client.ring] {
                 if !ring.has_storage() {
                     continue;
@@ -222,6 +217,36 @@ impl Proxy {
                 rings.occupancy[bucket] += 1;
             }
         }
+        let routes = self
+            .routes
+            .iter()
+            .zip(counters)
+            .zip(stalled)
+            .filter(|((r, _), _)| !r.retired || r.active > 0)
+            .map(|((route, counters), (to_upstream, to_client))| {
+                let mut stats = route.stats.clone();
+                stats.stalled_to_upstream = to_upstream;
+                stats.stalled_to_client = to_client;
+                RouteSnapshot {
+                    name: route.settings.name.clone(),
+                    active: route.active as u64,
+                    stats,
+                    servers: route
+                        .pool
+                        .servers
+                        .iter()
+                        .zip(counters)
+                        .filter(|(s, _)| !s.removed || s.active > 0)
+                        .map(|(server, stats)| ServerSnapshot {
+                            addr: server.addr,
+                            active: server.active as u64,
+                            up: server.is_available(now),
+                            stats,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
         rings.bytes_free = self
             .routes
             .iter()
