@@ -3,10 +3,13 @@
 //!
 //! ```text
 //! cargo bench --bench compare -- [--seconds N] [--repeat N] [--sweep] [--only LIST]
+//!                                 [--workers N] [--cpus pinned|shared]
 //! ```
 //!
-//! The harness pins itself (backend and load generators, all threads) to CPU 0 and each
-//! proxy under test to CPU 1, starts every proxy afresh for every run on a free
+//! By default (`--cpus pinned`) the harness pins itself (backend and load generators, all
+//! threads) to CPU 0 and each proxy under test to CPU 1; `--cpus shared` pins nothing, so
+//! several proxy workers can use every CPU (which the harness then competes for). It
+//! starts every proxy afresh for every run on a free
 //! 127.0.0.1 port, and prints markdown tables of medians with ratios to nginx and direct.
 //! nginx and HAProxy are skipped, with a note, when they are not installed.
 //!
@@ -27,7 +30,7 @@ mod targets;
 #[path = "compare/workloads.rs"]
 mod workloads;
 
-use args::{Options, format_size};
+use args::{Cpus, Options, format_size};
 use backend::Backend;
 use report::{Metric, Results};
 use std::collections::BTreeMap;
@@ -38,9 +41,10 @@ use std::time::{Duration, Instant};
 use sys::Context;
 use targets::{Kind, Running, Tools};
 
-/// CPU of the harness process: backend, load generators, everything but the proxy.
+/// CPU of the harness process under `--cpus pinned`: backend, load generators, everything
+/// but the proxy.
 const HARNESS_CPU: usize = 0;
-/// CPU of the proxy under test.
+/// CPU of the proxy under test under `--cpus pinned`.
 const PROXY_CPU: usize = 1;
 /// Buffer sizes of `--sweep`.
 const SWEEP_BUFFERS: [usize; 4] = [4 << 10, 16 << 10, 64 << 10, 256 << 10];
@@ -62,23 +66,19 @@ const FOREIGN_NOTE: f64 = 10.0;
 struct ForeignMeter {
     machine: f64,
     harness: f64,
-    proxy: Option<(sys::Pid, f64)>,
+    /// The proxy's processes (none for direct) and their CPU seconds at the start.
+    proxy: (Vec<sys::Pid>, f64),
     start: Instant,
 }
 
 impl ForeignMeter {
     fn start(proxy: Option<&Running>) -> Result<ForeignMeter, String> {
-        let proxy = match proxy {
-            Some(p) => Some((
-                p.pid,
-                sys::cpu_seconds(p.pid).context(|| "read the proxy CPU time".into())?,
-            )),
-            None => None,
-        };
+        let pids = proxy.map_or_else(Vec::new, |p| p.pids.clone());
+        let proxy_seconds = workloads::cpu_seconds_of(&pids)?;
         Ok(ForeignMeter {
             machine: sys::machine_busy_seconds().context(|| "read /proc/stat".into())?,
             harness: workloads::own_cpu_seconds()?,
-            proxy,
+            proxy: (pids, proxy_seconds),
             start: Instant::now(),
         })
     }
@@ -88,12 +88,8 @@ impl ForeignMeter {
     fn finish(&self) -> Result<f64, String> {
         let machine = sys::machine_busy_seconds().context(|| "read /proc/stat".into())?;
         let harness = workloads::own_cpu_seconds()?;
-        let proxy = match self.proxy {
-            Some((pid, start)) => {
-                sys::cpu_seconds(pid).context(|| "read the proxy CPU time".into())? - start
-            }
-            None => 0.0,
-        };
+        let (pids, start) = &self.proxy;
+        let proxy = workloads::cpu_seconds_of(pids)? - start;
         let foreign = (machine - self.machine) - (harness - self.harness) - proxy;
         Ok((foreign / self.start.elapsed().as_secs_f64() * 100.0).max(0.0))
     }
@@ -213,6 +209,8 @@ struct Bench {
     proxy_logs: BTreeMap<Kind, LogSummary>,
     /// Time spent waiting for other processes to calm down.
     waited: Duration,
+    /// `Cpus_allowed_list` seen on the harness process.
+    harness_cpus: String,
     /// `Cpus_allowed_list` seen on each proxy process.
     observed_cpus: BTreeMap<Kind, String>,
     /// CPU that other processes used during each run, % of one core.
@@ -241,14 +239,10 @@ fn run() -> Result<(), String> {
     let started = Instant::now();
     let nproc = sys::nproc();
     let mut notes = Vec::new();
-    // Before any thread exists, so every harness thread inherits CPU 0.
-    let proxy_cpu = if nproc >= 2 {
-        sys::pin_current_thread(HARNESS_CPU).context(|| "pin the harness to CPU 0".into())?;
-        Some(PROXY_CPU)
-    } else {
-        notes.push("only one CPU: nothing is pinned".into());
-        None
-    };
+    // Before any thread exists, so every harness thread inherits the mask.
+    let proxy_cpu = pin(opts.cpus, nproc, &mut notes)?;
+    let harness_cpus = sys::allowed_cpus(std::process::id() as sys::Pid)
+        .context(|| "read the harness's allowed CPUs".into())?;
     targets::install_signal_cleanup()?;
     targets::clean_stale(&mut notes);
     let fd_limit = sys::raise_fd_limit().context(|| "raise the descriptor limit".into())?;
@@ -277,6 +271,7 @@ fn run() -> Result<(), String> {
         results: Results::default(),
         notes,
         proxy_logs: BTreeMap::new(),
+        harness_cpus,
         observed_cpus: BTreeMap::new(),
         foreign_load: Vec::new(),
         waited: Duration::ZERO,
@@ -292,6 +287,24 @@ fn run() -> Result<(), String> {
     }
     bench.print_report(nproc, fd_limit, started.elapsed(), &phases);
     Ok(())
+}
+
+/// Applies `--cpus`: under `pinned` (with two CPUs or more) pins the calling thread, and so
+/// every harness thread started later, to [`HARNESS_CPU`] and returns the proxy CPU;
+/// under `shared` pins nothing. Call before any thread exists.
+fn pin(cpus: Cpus, nproc: usize, notes: &mut Vec<String>) -> Result<Option<usize>, String> {
+    match cpus {
+        Cpus::Shared => Ok(None),
+        Cpus::Pinned if nproc < 2 => {
+            notes.push("only one CPU: nothing is pinned".into());
+            Ok(None)
+        }
+        Cpus::Pinned => {
+            sys::pin_current_thread(HARNESS_CPU)
+                .context(|| format!("pin the harness to CPU {HARNESS_CPU}"))?;
+            Ok(Some(PROXY_CPU))
+        }
+    }
 }
 
 /// Where the ringproxy under test was built from: the git commit of the crate (with
@@ -463,7 +476,8 @@ impl Bench {
             _ => Some(self.tools.start(kind, buffer, self.backend.addr)?),
         };
         if let Some(p) = &proxy
-            && let Ok(cpus) = sys::allowed_cpus(p.pid)
+            && let Some(&pid) = p.pids.first()
+            && let Ok(cpus) = sys::allowed_cpus(pid)
         {
             self.observed_cpus.insert(kind, cpus);
         }
@@ -496,19 +510,23 @@ impl Bench {
     ) -> Result<Figures, String> {
         use Metric::*;
         let run = Duration::from_secs_f64(self.opts.seconds);
-        let pid = proxy.map(|p| p.pid);
-        let need_pid = || pid.ok_or_else(|| "this workload needs a proxy".to_string());
+        let pids: &[sys::Pid] = proxy.map_or(&[], |p| &p.pids);
+        let need_pids = || {
+            proxy
+                .map(|p| p.pids.as_slice())
+                .ok_or_else(|| "this workload needs a proxy".to_string())
+        };
         Ok(match workload {
             Workload::BulkUp => {
-                let b = workloads::bulk_upload(addr, run, pid)?;
+                let b = workloads::bulk_upload(addr, run, pids)?;
                 vec![(UpGbit, Some(b.gbit)), (UpCpu, b.cpu_per_gib)]
             }
             Workload::BulkDown => {
-                let b = workloads::bulk_download(addr, run, pid)?;
+                let b = workloads::bulk_download(addr, run, pids)?;
                 vec![(DownGbit, Some(b.gbit)), (DownCpu, b.cpu_per_gib)]
             }
             Workload::PingPong1 => {
-                let p = workloads::ping_pong(addr, 1, run, pid)?;
+                let p = workloads::ping_pong(addr, 1, run, pids)?;
                 vec![
                     (Pp1Rps, Some(p.rps)),
                     (Pp1P50, Some(p.latency.p50)),
@@ -519,7 +537,7 @@ impl Bench {
                 ]
             }
             Workload::PingPong64 => {
-                let p = workloads::ping_pong(addr, 64, run, pid)?;
+                let p = workloads::ping_pong(addr, 64, run, pids)?;
                 vec![
                     (Pp64Rps, Some(p.rps)),
                     (Pp64P50, Some(p.latency.p50)),
@@ -537,7 +555,7 @@ impl Bench {
                         proxy.map_or("direct", |p| p.kind.name()),
                     ));
                 }
-                let c = workloads::connection_rate(addr, run, pid)?;
+                let c = workloads::connection_rate(addr, run, pids)?;
                 if c.errors > 0 {
                     self.notes.push(format!(
                         "connection rate via {}: {} failed connections (first: {})",
@@ -554,11 +572,11 @@ impl Bench {
                 ]
             }
             Workload::IdleMemory => {
-                let kib = workloads::idle_memory(addr, need_pid()?, self.mem_conns)?;
+                let kib = workloads::idle_memory(addr, need_pids()?, self.mem_conns)?;
                 vec![(MemPerConn, Some(kib))]
             }
             Workload::SlowReader => {
-                let s = workloads::slow_reader(addr, need_pid()?)?;
+                let s = workloads::slow_reader(addr, need_pids()?)?;
                 vec![
                     (SlowPeak, Some(s.peak_mib)),
                     (SlowGrowth, Some(s.growth_kib)),
@@ -687,13 +705,21 @@ impl Bench {
             command.push_str(" -- ");
             command.push_str(&self.opts.given.join(" "));
         }
-        let pinning = match self.tools.proxy_cpu {
-            Some(cpu) => {
-                let seen: Vec<String> = self
-                    .observed_cpus
+        let seen: Vec<String> = std::iter::once(format!("harness={}", self.harness_cpus))
+            .chain(
+                self.observed_cpus
                     .iter()
-                    .map(|(k, c)| format!("{}={c}", k.name()))
-                    .collect();
+                    .map(|(k, c)| format!("{}={c}", k.name())),
+            )
+            .collect();
+        let pinning = match (self.opts.cpus, self.tools.proxy_cpu) {
+            (Cpus::Shared, _) => format!(
+                "none (--cpus shared): proxy, backend and load generator all run on any of \
+                 the {nproc} CPUs, as the kernel schedules them, and compete for them; \
+                 Cpus_allowed_list seen: {}",
+                seen.join(", ")
+            ),
+            (Cpus::Pinned, Some(cpu)) => {
                 format!(
                     "proxy under test on CPU {cpu} (sched_setaffinity in the child before exec, \
                      as `taskset -c {cpu}`; Cpus_allowed_list seen: {}); backend and load \
@@ -702,7 +728,7 @@ impl Bench {
                     seen.join(", ")
                 )
             }
-            None => "none (one CPU)".into(),
+            (Cpus::Pinned, None) => "none (one CPU)".into(),
         };
         let mut versions = vec![format!(
             "{} ({}){}",
@@ -714,8 +740,14 @@ impl Bench {
         )];
         if let Some(n) = &self.tools.nginx {
             versions.push(format!(
-                "{} (stream, worker_processes 1, proxy_buffer_size = buffer)",
-                n.version
+                "{} (stream, worker_processes {}{}, proxy_buffer_size = buffer)",
+                n.version,
+                self.tools.nginx_workers,
+                if self.tools.nginx_workers > 1 {
+                    ", listen reuseport"
+                } else {
+                    ""
+                }
             ));
         }
         if let Some(h) = &self.tools.haproxy {

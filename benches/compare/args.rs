@@ -17,7 +17,11 @@ OPTIONS:
     --only LIST         comma-separated targets: direct,ringproxy,nginx,haproxy [default: all]
     --workloads LIST    comma-separated: bulk,pingpong,connrate,memory,slowreader [default: all]
     --buffer-size SIZE  buffer per direction for every proxy [default: 16KiB]
-    --workers N         ringproxy --workers N, when its --help lists the flag [default: 1]
+    --workers N         ringproxy --workers N (when its --help lists the flag) and nginx
+                        worker_processes N [default: 1]
+    --cpus MODE         pinned: proxy on CPU 1, backend and load generator on CPU 0;
+                        shared: nothing pinned, everything may run on every CPU
+                        [default: pinned]
     --mem-conns N       idle connections for the memory workload [default: 5000]
     --max-wait N        before each run, wait up to N seconds for other processes to
                         leave the CPUs idle (0: never wait) [default: 30]
@@ -26,6 +30,25 @@ OPTIONS:
 
 /// Names accepted by `--workloads`, in run order.
 pub const WORKLOAD_GROUPS: [&str; 5] = ["bulk", "pingpong", "connrate", "memory", "slowreader"];
+
+/// Where the processes of a run may execute (`--cpus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cpus {
+    /// The proxy on one CPU, the harness (backend and load generator) on another.
+    Pinned,
+    /// Nothing pinned: the kernel schedules proxy and harness on every CPU.
+    Shared,
+}
+
+impl Cpus {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cpus::Pinned => "pinned",
+            Cpus::Shared => "shared",
+        }
+    }
+}
 
 /// Validated harness options.
 #[derive(Debug, Clone)]
@@ -42,8 +65,10 @@ pub struct Options {
     pub workloads: Vec<&'static str>,
     /// Buffer bytes per direction for the main run.
     pub buffer_size: usize,
-    /// `--workers` for ringproxy (used only when supported).
+    /// `--workers` for ringproxy (used only when supported) and nginx's `worker_processes`.
     pub workers: usize,
+    /// Pinning of proxy and harness.
+    pub cpus: Cpus,
     /// Idle connections opened by the memory workload.
     pub mem_conns: usize,
     /// Longest wait for a quiet machine before each run, seconds.
@@ -112,6 +137,13 @@ pub fn parse() -> Result<Options, Option<String>> {
         .opt_value_from_str("--workers")
         .map_err(|e| err("--workers", e))?
         .unwrap_or(1);
+    let cpus = match args
+        .opt_value_from_str::<_, String>("--cpus")
+        .map_err(|e| err("--cpus", e))?
+    {
+        Some(mode) => parse_cpus(&mode)?,
+        None => Cpus::Pinned,
+    };
     let mem_conns: usize = args
         .opt_value_from_str("--mem-conns")
         .map_err(|e| err("--mem-conns", e))?
@@ -143,6 +175,7 @@ pub fn parse() -> Result<Options, Option<String>> {
         workloads,
         buffer_size,
         workers,
+        cpus,
         mem_conns,
         max_wait,
         given,
@@ -170,6 +203,18 @@ fn parse_targets(list: &str) -> Result<Vec<Kind>, Option<String>> {
         .into_iter()
         .filter(|k| wanted.contains(k))
         .collect())
+}
+
+/// Parses `pinned` or `shared`.
+fn parse_cpus(mode: &str) -> Result<Cpus, Option<String>> {
+    [Cpus::Pinned, Cpus::Shared]
+        .into_iter()
+        .find(|c| c.name() == mode.trim())
+        .ok_or_else(|| {
+            Some(format!(
+                "--cpus: unknown mode {mode:?} (expected pinned or shared)"
+            ))
+        })
 }
 
 /// Parses `bulk,pingpong,...` into known group names.

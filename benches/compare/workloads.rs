@@ -1,6 +1,7 @@
 //! The load generators. Each connects to `addr` (a proxy, or the backend for `direct`),
-//! speaks the backend protocol of [`crate::backend`] and returns its figures. All run on
-//! the harness CPU; `proxy` is the process to read CPU time and memory from.
+//! speaks the backend protocol of [`crate::backend`] and returns its figures. All run in
+//! the harness process; `proxy` holds the processes to read CPU time and memory from
+//! (empty for direct), whose figures are summed.
 
 use crate::backend::pattern_byte;
 use crate::sys::{self, Context, Pid};
@@ -47,37 +48,51 @@ fn close_with_reset<S: AsFd>(s: S) {
     let _ = SockRef::from(&s).set_linger(Some(Duration::ZERO));
 }
 
+/// CPU seconds (user + system) that the processes `pids` used in all.
+pub fn cpu_seconds_of(pids: &[Pid]) -> Result<f64, String> {
+    pids.iter()
+        .map(|&p| sys::cpu_seconds(p).context(|| format!("read CPU time of {p}")))
+        .sum()
+}
+
 /// CPU seconds the proxy used between two moments, if there is a proxy.
 struct CpuMeter {
-    pid: Option<Pid>,
+    /// The proxy's processes; empty for direct.
+    pids: Vec<Pid>,
     start: f64,
 }
 
 impl CpuMeter {
-    fn start(pid: Option<Pid>) -> Result<CpuMeter, String> {
-        let start = match pid {
-            Some(p) => sys::cpu_seconds(p).context(|| format!("read CPU time of {p}"))?,
-            None => 0.0,
-        };
-        Ok(CpuMeter { pid, start })
+    fn start(pids: &[Pid]) -> Result<CpuMeter, String> {
+        Ok(CpuMeter {
+            pids: pids.to_vec(),
+            start: cpu_seconds_of(pids)?,
+        })
+    }
+
+    /// CPU seconds used since `start`; `None` without a proxy.
+    fn used(&self) -> Result<Option<f64>, String> {
+        if self.pids.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(cpu_seconds_of(&self.pids)? - self.start))
     }
 
     /// CPU seconds per GiB for `bytes` moved since `start`; `None` without a proxy.
     fn per_gib(&self, bytes: u64) -> Result<Option<f64>, String> {
-        let Some(p) = self.pid else {
-            return Ok(None);
-        };
-        let used = sys::cpu_seconds(p).context(|| format!("read CPU time of {p}"))? - self.start;
-        Ok(Some(used / (bytes as f64 / (1u64 << 30) as f64)))
+        Ok(self
+            .used()?
+            .map(|used| used / (bytes as f64 / (1u64 << 30) as f64)))
     }
 }
 
-/// How busy the two CPUs were during a run, in percent of one core.
+/// How busy proxy and harness were during a run, in percent of one core (above 100 when
+/// a side ran on several CPUs at once, possible under `--cpus shared`).
 #[derive(Debug, Clone, Copy)]
 pub struct Busy {
-    /// The proxy process (on the proxy CPU); `None` for direct.
+    /// The proxy's processes, all threads; `None` for direct.
     pub proxy: Option<f64>,
-    /// The harness process, all threads: backend and load generator (on the harness CPU).
+    /// The harness process, all threads: backend and load generator.
     pub harness: f64,
 }
 
@@ -89,9 +104,9 @@ struct BusyMeter {
 }
 
 impl BusyMeter {
-    fn start(pid: Option<Pid>) -> Result<BusyMeter, String> {
+    fn start(proxy: &[Pid]) -> Result<BusyMeter, String> {
         Ok(BusyMeter {
-            proxy: CpuMeter::start(pid)?,
+            proxy: CpuMeter::start(proxy)?,
             harness: own_cpu_seconds()?,
             start: Instant::now(),
         })
@@ -99,17 +114,8 @@ impl BusyMeter {
 
     fn finish(&self) -> Result<Busy, String> {
         let wall = self.start.elapsed().as_secs_f64();
-        let proxy = match self.proxy.pid {
-            Some(p) => Some(
-                (sys::cpu_seconds(p).context(|| format!("read CPU time of {p}"))?
-                    - self.proxy.start)
-                    / wall
-                    * 100.0,
-            ),
-            None => None,
-        };
         Ok(Busy {
-            proxy,
+            proxy: self.proxy.used()?.map(|used| used / wall * 100.0),
             harness: (own_cpu_seconds()? - self.harness) / wall * 100.0,
         })
     }
@@ -134,7 +140,7 @@ fn gbit(bytes: u64, elapsed: Duration) -> f64 {
 
 /// One connection sends for `run`, then half-closes; the rate counts until the backend
 /// confirms (with its byte count) that everything arrived.
-pub fn bulk_upload(addr: SocketAddr, run: Duration, proxy: Option<Pid>) -> Result<Bulk, String> {
+pub fn bulk_upload(addr: SocketAddr, run: Duration, proxy: &[Pid]) -> Result<Bulk, String> {
     let mut s = connect(addr)?;
     s.write_all(b"S").context(|| "send the mode byte".into())?;
     let chunk = vec![0x5a_u8; CHUNK];
@@ -164,7 +170,7 @@ pub fn bulk_upload(addr: SocketAddr, run: Duration, proxy: Option<Pid>) -> Resul
 
 /// One connection receives the backend's stream for `run`, checking the pattern at the
 /// start of every read.
-pub fn bulk_download(addr: SocketAddr, run: Duration, proxy: Option<Pid>) -> Result<Bulk, String> {
+pub fn bulk_download(addr: SocketAddr, run: Duration, proxy: &[Pid]) -> Result<Bulk, String> {
     let mut s = connect(addr)?;
     s.write_all(b"G").context(|| "send the mode byte".into())?;
     let mut buf = vec![0u8; CHUNK];
@@ -291,7 +297,7 @@ pub fn ping_pong(
     addr: SocketAddr,
     conns: usize,
     run: Duration,
-    proxy: Option<Pid>,
+    proxy: &[Pid],
 ) -> Result<PingPong, String> {
     let mut poll = Poll::new().context(|| "create a poller".into())?;
     let mut exchanges = Vec::with_capacity(conns);
@@ -401,11 +407,7 @@ fn one_connection(addr: SocketAddr) -> std::io::Result<Duration> {
 }
 
 /// `RATE_THREADS` blocking clients open, use and close connections for `run`.
-pub fn connection_rate(
-    addr: SocketAddr,
-    run: Duration,
-    proxy: Option<Pid>,
-) -> Result<ConnRate, String> {
+pub fn connection_rate(addr: SocketAddr, run: Duration, proxy: &[Pid]) -> Result<ConnRate, String> {
     let meter = BusyMeter::start(proxy)?;
     let start = Instant::now();
     let (recording, end) = (start + warmup(run), start + run);
@@ -457,10 +459,17 @@ pub fn connection_rate(
     })
 }
 
+/// Resident memory of the processes `pids` together, KiB (`VmRSS`).
+fn rss_kib_of(pids: &[Pid]) -> Result<u64, String> {
+    pids.iter()
+        .map(|&p| sys::rss_kib(p).context(|| format!("read VmRSS of {p}")))
+        .sum()
+}
+
 /// Opens `conns` connections through the proxy, each confirmed by a one-byte echo, lets
 /// them sit idle, and returns the proxy's RSS growth per connection in KiB.
-pub fn idle_memory(addr: SocketAddr, proxy: Pid, conns: usize) -> Result<f64, String> {
-    let rss = || sys::rss_kib(proxy).context(|| format!("read VmRSS of {proxy}"));
+pub fn idle_memory(addr: SocketAddr, proxy: &[Pid], conns: usize) -> Result<f64, String> {
+    let rss = || rss_kib_of(proxy);
     let before = rss()?;
     let mut open = Vec::with_capacity(conns);
     for i in 0..conns {
@@ -489,10 +498,13 @@ pub struct SlowReader {
 }
 
 /// The backend floods a client that reads nothing for `SLOW_STALL`, then the client reads
-/// all `SLOW_TOTAL` bytes (checked). Peak RSS comes from `VmHWM`, reset before the run.
-pub fn slow_reader(addr: SocketAddr, proxy: Pid) -> Result<SlowReader, String> {
-    sys::reset_peak_rss(proxy).context(|| format!("reset VmHWM of {proxy} (clear_refs)"))?;
-    let before = sys::rss_kib(proxy).context(|| format!("read VmRSS of {proxy}"))?;
+/// all `SLOW_TOTAL` bytes (checked). Peak RSS comes from `VmHWM`, reset before the run
+/// (with several processes: the sum of their peaks).
+pub fn slow_reader(addr: SocketAddr, proxy: &[Pid]) -> Result<SlowReader, String> {
+    for &p in proxy {
+        sys::reset_peak_rss(p).context(|| format!("reset VmHWM of {p} (clear_refs)"))?;
+    }
+    let before = rss_kib_of(proxy)?;
     let mut s = connect(addr)?;
     let mut request = vec![b'F'];
     request.extend_from_slice(&SLOW_TOTAL.to_le_bytes());
@@ -517,7 +529,10 @@ pub fn slow_reader(addr: SocketAddr, proxy: Pid) -> Result<SlowReader, String> {
     if received != SLOW_TOTAL {
         return Err(format!("slow reader: got {received} of {SLOW_TOTAL} bytes"));
     }
-    let peak = sys::peak_rss_kib(proxy).context(|| format!("read VmHWM of {proxy}"))?;
+    let peak: u64 = proxy
+        .iter()
+        .map(|&p| sys::peak_rss_kib(p).context(|| format!("read VmHWM of {p}")))
+        .sum::<Result<_, _>>()?;
     Ok(SlowReader {
         peak_mib: peak as f64 / 1024.0,
         growth_kib: peak as f64 - before as f64,
