@@ -100,10 +100,7 @@ fn slow_client_stalls_the_backend_and_bounds_proxy_memory() {
     let (backend, accepted) = Backend::channel();
     let proxy = BinProxy::start(&["-u", &backend.addr.to_string(), "--buffer-size", "64KiB"]);
     let baseline = proxy.rss_kib();
-    let mut client = connect(proxy.addr);
-    client.write_all(b"send").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    assert_eq!(read_exact_within(&mut upstream, 4, IO_TIMEOUT), b"send");
+    let (mut client, upstream) = open_pair(proxy.addr, &accepted, b"send");
 
     let (written, stalls, writer) = push(upstream, 21);
     let stalled_at = check_bounded_while_stalled(&proxy, baseline, &stalls);

@@ -173,10 +173,7 @@ fn tcp_nodelay_is_set_on_both_proxy_sockets() {
 fn stopping_the_proxy_closes_open_connections() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
-    let mut client = connect(proxy.addr);
-    client.write_all(b"ping").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    assert_eq!(read_exact_within(&mut upstream, 4, IO_TIMEOUT), b"ping");
+    let (mut client, mut upstream) = open_pair(proxy.addr, &accepted, b"ping");
     proxy.stop();
     expect_closed(&mut client, Duration::from_secs(5));
     expect_closed(&mut upstream, Duration::from_secs(5));

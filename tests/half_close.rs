@@ -51,10 +51,7 @@ fn client_fin_reaches_the_backend_after_the_data_and_reply_still_flows() {
 fn upstream_half_close_client_gets_data_and_eof_and_can_still_send() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
-    let mut client = connect(proxy.addr);
-    client.write_all(b"hello").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    assert_eq!(read_exact_within(&mut upstream, 5, IO_TIMEOUT), b"hello");
+    let (mut client, mut upstream) = open_pair(proxy.addr, &accepted, b"hello");
 
     // The backend says its piece and closes its write side, but keeps reading.
     let big = XorShift::new(4).bytes(200_000);
@@ -87,10 +84,7 @@ fn upstream_close_behind_megabytes_of_data_delivers_everything() {
     const TOTAL: u64 = 8 << 20;
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
-    let mut client = connect(proxy.addr);
-    client.write_all(b"go").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    assert_eq!(read_exact_within(&mut upstream, 2, IO_TIMEOUT), b"go");
+    let (mut client, mut upstream) = open_pair(proxy.addr, &accepted, b"go");
     let sender = thread::spawn(move || {
         Pattern::new(5).write_to(&mut upstream, TOTAL)?;
         // A full close, not just shutdown: the proxy must still deliver everything.

@@ -16,10 +16,7 @@ const PROMPTLY: Duration = Duration::from_secs(2);
 
 /// A fresh client is still served end to end through `accepted`'s backend.
 fn still_serves(proxy: &TestProxy, accepted: &Accepted) {
-    let mut client = connect(proxy.addr);
-    client.write_all(b"anyone?").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    assert_eq!(read_exact_within(&mut upstream, 7, IO_TIMEOUT), b"anyone?");
+    let (mut client, mut upstream) = open_pair(proxy.addr, accepted, b"anyone?");
     upstream.write_all(b"yes").unwrap();
     assert_eq!(read_exact_within(&mut client, 3, IO_TIMEOUT), b"yes");
 }
@@ -67,10 +64,7 @@ fn client_reset_mid_stream_resets_the_backend() {
 fn backend_reset_mid_stream_resets_the_client() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
-    let mut client = connect(proxy.addr);
-    client.write_all(b"go").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    assert_eq!(read_exact_within(&mut upstream, 2, IO_TIMEOUT), b"go");
+    let (mut client, mut upstream) = open_pair(proxy.addr, &accepted, b"go");
     let resetter = thread::spawn(move || {
         Pattern::new(12)
             .write_to(&mut upstream, MID_STREAM)
@@ -96,10 +90,7 @@ fn backend_reset_mid_stream_resets_the_client() {
 fn client_reset_on_an_idle_pair_resets_the_backend() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
-    let mut client = connect(proxy.addr);
-    client.write_all(b"hello").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    assert_eq!(read_exact_within(&mut upstream, 5, IO_TIMEOUT), b"hello");
+    let (client, mut upstream) = open_pair(proxy.addr, &accepted, b"hello");
     set_reset_on_close(&client);
     drop(client);
     assert_eq!(expect_closed(&mut upstream, PROMPTLY), Ending::Reset);
@@ -111,10 +102,7 @@ fn client_reset_on_an_idle_pair_resets_the_backend() {
 fn backend_reset_on_an_idle_pair_resets_the_client() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
-    let mut client = connect(proxy.addr);
-    client.write_all(b"hello").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    assert_eq!(read_exact_within(&mut upstream, 5, IO_TIMEOUT), b"hello");
+    let (mut client, upstream) = open_pair(proxy.addr, &accepted, b"hello");
     set_reset_on_close(&upstream);
     drop(upstream);
     assert_eq!(expect_closed(&mut client, PROMPTLY), Ending::Reset);
@@ -156,10 +144,7 @@ fn many_resets_from_both_sides_leave_the_proxy_serving() {
 fn client_closing_without_reading_the_reply_resets_the_backend() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
-    let mut client = connect(proxy.addr);
-    client.write_all(b"request").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    assert_eq!(read_exact_within(&mut upstream, 7, IO_TIMEOUT), b"request");
+    let (client, mut upstream) = open_pair(proxy.addr, &accepted, b"request");
     // An ordinary close (FIN), but the client will never read what comes next.
     drop(client);
     assert!(read_to_eof(&mut upstream, IO_TIMEOUT).is_empty());

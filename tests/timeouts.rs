@@ -80,10 +80,7 @@ fn quiet_pair_half_closed_by_the_upstream_is_closed() {
     // The client keeps its side open and says nothing after the backend's FIN.
     let (backend, accepted) = Backend::channel();
     let proxy = idle_proxy(backend.addr);
-    let mut client = connect(proxy.addr);
-    client.write_all(b"hi").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    assert_eq!(read_exact_within(&mut upstream, 2, IO_TIMEOUT), b"hi");
+    let (mut client, mut upstream) = open_pair(proxy.addr, &accepted, b"hi");
     upstream.write_all(b"done").unwrap();
     upstream.shutdown(Shutdown::Write).unwrap();
     assert_eq!(read_to_eof(&mut client, IO_TIMEOUT), b"done");

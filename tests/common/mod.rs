@@ -574,6 +574,23 @@ pub fn expect_silence(s: &mut TcpStream, quiet: Duration) {
     assert_eq!(end, Ending::TimedOut, "expected silence for {quiet:?}");
 }
 
+/// Opens a client through the proxy at `proxy`, sends `greeting`, and returns the client and
+/// the backend's side of the pair once the greeting has arrived there.
+pub fn open_pair(
+    proxy: SocketAddr,
+    accepted: &Accepted,
+    greeting: &[u8],
+) -> (TcpStream, TcpStream) {
+    let mut client = connect(proxy);
+    client.write_all(greeting).expect("write the greeting");
+    let mut upstream = accepted.next(IO_TIMEOUT);
+    assert_eq!(
+        read_exact_within(&mut upstream, greeting.len(), IO_TIMEOUT),
+        greeting
+    );
+    (client, upstream)
+}
+
 /// Writes `msg` and reads the same bytes back within [`IO_TIMEOUT`].
 pub fn round_trip(s: &mut TcpStream, msg: &[u8]) {
     s.write_all(msg).expect("write a message");
