@@ -170,6 +170,8 @@ pub struct Pair<S> {
     pub connected: Option<Instant>,
     /// When a byte last moved (or the pair started).
     pub last_active: Instant,
+    /// The idle timeout in force when the client arrived (a reload does not change it).
+    pub idle_timeout: Duration,
 }
 
 /// Pump rounds per call before a busy pair yields to the others (fairness): each round moves
@@ -178,7 +180,14 @@ pub const MAX_PUMP_ROUNDS: usize = 64;
 
 impl<S: Stream> Pair<S> {
     /// A new pair for an accepted client whose upstream is not chosen yet.
-    pub fn new(id: u64, route: usize, client: S, client_addr: SocketAddr, now: Instant) -> Self {
+    pub fn new(
+        id: u64,
+        route: usize,
+        client: S,
+        client_addr: SocketAddr,
+        idle_timeout: Duration,
+        now: Instant,
+    ) -> Self {
         Pair {
             id,
             route,
@@ -194,6 +203,7 @@ impl<S: Stream> Pair<S> {
             started: now,
             connected: None,
             last_active: now,
+            idle_timeout,
         }
     }
 
@@ -437,7 +447,14 @@ mod tests {
     /// A streaming pair with both ends ready, 8-byte rings.
     fn pair_streaming(client: Fake, upstream: Fake) -> Pair<Fake> {
         let now = Instant::now();
-        let mut pair = Pair::new(1, 0, client, ([127, 0, 0, 1], 5000).into(), now);
+        let mut pair = Pair::new(
+            1,
+            0,
+            client,
+            ([127, 0, 0, 1], 5000).into(),
+            Duration::MAX,
+            now,
+        );
         pair.upstream = Some(End::new(upstream));
         pair.phase = Phase::Streaming;
         ready(&mut pair.client);
@@ -506,7 +523,14 @@ mod tests {
     #[test]
     fn early_client_bytes_wait_while_connecting() {
         let now = Instant::now();
-        let mut pair = Pair::new(1, 0, fake(b"early", 10), ([127, 0, 0, 1], 1).into(), now);
+        let mut pair = Pair::new(
+            1,
+            0,
+            fake(b"early", 10),
+            ([127, 0, 0, 1], 1).into(),
+            Duration::MAX,
+            now,
+        );
         pair.client.readable = true;
         assert_eq!(pump(&mut pair, now), Verdict::Continue);
         assert_eq!(pair.to_upstream.ring.len(), 5);

@@ -449,7 +449,7 @@ impl Proxy {
                     let Some(pair) = self.pairs.get(key).filter(|p| p.id == id) else {
                         continue;
                     };
-                    let deadline = pair.last_active + self.routes[pair.route].settings.idle_timeout;
+                    let deadline = pair.last_active + pair.idle_timeout;
                     if deadline <= now {
                         self.close(key, CloseReason::IdleTimeout, now);
                     } else {
@@ -583,11 +583,11 @@ impl Proxy {
         }
         let id = self.next_id;
         self.next_id += 1;
-        entry.insert(Pair::new(id, route, stream, addr, now));
         let state = &mut self.routes[route];
+        let idle = state.settings.idle_timeout;
+        entry.insert(Pair::new(id, route, stream, addr, idle, now));
         state.stats.accepted += 1;
         state.active += 1;
-        let idle = state.settings.idle_timeout;
         self.timers.schedule(now + idle, Timer::Idle { key, id });
         self.connect_next(key, now);
     }

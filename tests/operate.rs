@@ -489,3 +489,76 @@ fn metrics_report_known_traffic_and_reject_bad_requests() {
     let mut c = connect(addr);
     round_trip(&mut c, b"still serving");
 }
+
+#[test]
+fn reload_applies_a_new_idle_timeout_to_new_connections_only() {
+    let backend = Backend::echo();
+    let mut config = Config::new(v4_any_port(), vec![UpstreamSpec::from(backend.addr)]);
+    config.route().idle_timeout = Duration::from_millis(400);
+    let proxy = Running::start(config.clone());
+    let addr = proxy.addrs()[0];
+    let mut old = connect(addr);
+    round_trip(&mut old, b"old");
+    config.route().listen = vec![addr];
+    config.route().idle_timeout = Duration::from_secs(60);
+    proxy.handle.reload(config).unwrap();
+    assert_eq!(proxy.addrs(), vec![addr], "the reload is applied");
+    let mut new = connect(addr);
+    round_trip(&mut new, b"new");
+    // The old connection keeps the timeout it started with, the new one gets the new one.
+    expect_closed(&mut old, IO_TIMEOUT);
+    expect_silence(&mut new, Duration::from_millis(600));
+    round_trip(&mut new, b"still open");
+}
+
+#[test]
+fn sigusr1_reopens_the_access_log_for_rotation() {
+    let dir = std::env::temp_dir().join(format!("ringproxy-rotate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("access.log");
+    let rotated = dir.join("access.log.1");
+    let _ = std::fs::remove_file(&path);
+    let backend = Backend::echo();
+    let proxy = BinProxy::start(&[
+        "-u",
+        &backend.addr.to_string(),
+        "--access-log",
+        path.to_str().unwrap(),
+    ]);
+    let exchange = || {
+        let mut c = connect(proxy.addr);
+        round_trip(&mut c, b"x");
+        c.shutdown(Shutdown::Write).unwrap();
+        read_to_eof(&mut c, IO_TIMEOUT);
+    };
+    let lines = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    exchange();
+    assert!(
+        wait_until(IO_TIMEOUT, || lines(&path) == 1),
+        "first line flushed"
+    );
+    std::fs::rename(&path, &rotated).unwrap();
+    proxy.signal(libc::SIGUSR1);
+    assert!(
+        proxy
+            .wait_for_line(|l| l.contains("reopening the access log"), IO_TIMEOUT)
+            .is_some()
+    );
+    // The command reaches the loop right after the log line; a connection made after the
+    // new file appears is certainly written there.
+    assert!(
+        wait_until(IO_TIMEOUT, || path.exists()),
+        "the log is reopened at its path"
+    );
+    exchange();
+    assert!(
+        wait_until(IO_TIMEOUT, || lines(&path) == 1),
+        "new lines go to the new file"
+    );
+    assert_eq!(lines(&rotated), 1, "the rotated file keeps what it had");
+    let _ = std::fs::remove_dir_all(&dir);
+}
