@@ -44,6 +44,8 @@ pub enum StartError {
         what: &'static str,
         source: io::Error,
     },
+    /// The configuration breaks a rule [`crate::config::Config::validate`] checks.
+    Invalid(String),
 }
 
 impl fmt::Display for StartError {
@@ -54,6 +56,7 @@ impl fmt::Display for StartError {
                 write!(f, "cannot resolve upstream {host}: {source}")
             }
             StartError::Setup { what, source } => write!(f, "cannot {what}: {source}"),
+            StartError::Invalid(why) => write!(f, "invalid configuration: {why}"),
         }
     }
 }
@@ -64,6 +67,7 @@ impl std::error::Error for StartError {
             StartError::Bind { source, .. }
             | StartError::Resolve { source, .. }
             | StartError::Setup { source, .. } => Some(source),
+            StartError::Invalid(_) => None,
         }
     }
 }

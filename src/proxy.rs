@@ -139,6 +139,7 @@ impl Proxy {
         shared: SharedSnapshots,
     ) -> Result<Proxy, StartError> {
         let setup = |what| move |source| StartError::Setup { what, source };
+        config.validate().map_err(StartError::Invalid)?;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)

@@ -562,3 +562,25 @@ fn sigusr1_reopens_the_access_log_for_rotation() {
     assert_eq!(lines(&rotated), 1, "the rotated file keeps what it had");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn invalid_configurations_are_refused_at_start_and_on_reload() {
+    let backend = Backend::echo();
+    let mut no_listen = Config::new(v4_any_port(), vec![UpstreamSpec::from(backend.addr)]);
+    no_listen.route().listen.clear();
+    let err = Proxy::bind(no_listen)
+        .err()
+        .expect("no listen address is refused");
+    assert!(err.to_string().contains("no listen address"), "{err}");
+
+    let config = Config::new(v4_any_port(), vec![UpstreamSpec::from(backend.addr)]);
+    let proxy = Running::start(config.clone());
+    let addrs = proxy.addrs();
+    let mut twice = config;
+    twice.route().listen = addrs.clone();
+    twice.routes.push(twice.routes[0].clone());
+    proxy.handle.reload(twice).unwrap();
+    assert_eq!(proxy.addrs(), addrs, "an invalid reload changes nothing");
+    let mut c = connect(addrs[0]);
+    round_trip(&mut c, b"still serving");
+}

@@ -203,6 +203,7 @@ impl Proxy {
                 source: std::io::Error::other("the proxy is draining"),
             });
         }
+        config.validate().map_err(StartError::Invalid)?;
         let pools = config
             .routes
             .iter()
