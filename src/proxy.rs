@@ -65,6 +65,8 @@ enum Timer {
     },
     /// Passive health's unavailability period of `server` in `route` may be over.
     Recovered { route: usize, server: UpstreamId },
+    /// Pair `id` at `key` may try to open its upstream socket again.
+    ConnectRetry { key: usize, id: u64 },
     /// Flush the access log, publish metrics for other workers.
     Housekeeping,
     /// A graceful stop's time is up: cut what is still open.
@@ -114,6 +116,8 @@ pub struct Proxy {
     accept_paused: bool,
     /// Failed accepts since the last successful one: a burst is logged once, when it starts.
     accept_failures: u64,
+    /// An upstream socket could not be created for lack of descriptors (logged once).
+    short_of_sockets: bool,
     control: Arc<Control>,
     state: RunState,
     /// Pairs (key, id) that yielded with work left; pumped again next turn.
@@ -171,6 +175,7 @@ impl Proxy {
             next_id: 0,
             accept_paused: false,
             accept_failures: 0,
+            short_of_sockets: false,
             control: Arc::new(control),
             state: RunState::Running,
             ready: Vec::new(),
@@ -464,6 +469,15 @@ impl Proxy {
                     }
                 }
                 Timer::Recovered { route, server } => self.recovered(route, server, now),
+                Timer::ConnectRetry { key, id } => {
+                    if self
+                        .pairs
+                        .get(key)
+                        .is_some_and(|p| p.id == id && p.upstream.is_none())
+                    {
+                        self.connect_next(key, now);
+                    }
+                }
                 Timer::Housekeeping => self.housekeeping(now),
                 Timer::DrainDeadline => self.drain_deadline(now),
                 Timer::MetricsTimeout { key, id } => self.metrics_timeout(key, id),
@@ -481,9 +495,9 @@ impl Proxy {
         let pairs = &self.pairs;
         let metrics = self.metrics.as_ref();
         self.timers.retain(|timer| match *timer {
-            Timer::Connect { key, id, .. } | Timer::Idle { key, id } => {
-                pairs.get(key).is_some_and(|p| p.id == id)
-            }
+            Timer::Connect { key, id, .. }
+            | Timer::Idle { key, id }
+            | Timer::ConnectRetry { key, id } => pairs.get(key).is_some_and(|p| p.id == id),
             Timer::MetricsTimeout { key, id } => metrics.is_some_and(|m| m.has_conn(key, id)),
             _ => true,
         });
@@ -562,6 +576,15 @@ impl Proxy {
                     }
                 }
             }
+        }
+    }
+
+    /// Stops accepting for [`ACCEPT_PAUSE`] (a pause already running is kept).
+    fn pause_accepts(&mut self, now: Instant) {
+        if !self.accept_paused {
+            self.accept_paused = true;
+            self.timers
+                .schedule(now + ACCEPT_PAUSE, Timer::AcceptResume);
         }
     }
 

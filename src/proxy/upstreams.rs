@@ -15,10 +15,13 @@ use crate::upstream::UpstreamId;
 use log::{info, warn};
 use mio::Interest;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Out of descriptors, buffers or memory here: the server is not at fault, so passive health
-/// does not count it (nginx neither).
+/// How long a client whose upstream socket could not be created waits before trying again.
+const LOCAL_RETRY: Duration = Duration::from_millis(50);
+
+/// Out of descriptors, buffers or memory here: the server is not at fault, so it is neither
+/// a try nor a failure for passive health (nginx does not count it either).
 fn is_local_shortage(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -67,7 +70,33 @@ impl Proxy {
             });
             let route_index = pair.route;
             match started {
+                Err(e) if is_local_shortage(&e) => {
+                    // Not the server's fault and not a try: wait for descriptors to free up,
+                    // within the connect timeout, and take no new clients meanwhile.
+                    pair.tried.pop();
+                    let give_up = now.saturating_duration_since(pair.started)
+                        >= route.settings.connect_timeout;
+                    let pair_id = pair.id;
+                    if !self.short_of_sockets {
+                        warn!(
+                            "cannot open an upstream socket: {e}; clients wait (up to the \
+                             connect timeout) and accepts pause until sockets free up"
+                        );
+                        self.short_of_sockets = true;
+                    }
+                    if give_up {
+                        return self.close(key, CloseReason::ConnectFailed, now);
+                    }
+                    self.pause_accepts(now);
+                    let timer = Timer::ConnectRetry { key, id: pair_id };
+                    self.timers.schedule(now + LOCAL_RETRY, timer);
+                    return;
+                }
                 Ok(stream) => {
+                    if self.short_of_sockets {
+                        info!("upstream sockets available again");
+                        self.short_of_sockets = false;
+                    }
                     let attempt = pair.tried.len() as u32;
                     pair.upstream = Some(End::new(stream));
                     pair.upstream_id = Some(id);
@@ -85,9 +114,7 @@ impl Proxy {
                 Err(e) => {
                     warn!("connect to upstream {addr} failed at once: {e}");
                     route.servers[id].connect_failures += 1;
-                    if !is_local_shortage(&e) {
-                        self.connect_failed(route_index, id, now);
-                    }
+                    self.connect_failed(route_index, id, now);
                 }
             }
         }
