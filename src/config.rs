@@ -250,7 +250,7 @@ impl Config {
     }
 
     /// Checks what spans routes: at least one route, unique names, each listen address in one
-    /// route only, every pool valid. The error says what is wrong, naming the route.
+    /// route only (port 0 excepted), every pool valid. The error says what is wrong, naming the route.
     pub fn validate(&self) -> Result<(), String> {
         if self.routes.is_empty() {
             return Err("at least one route is needed".into());
@@ -271,7 +271,8 @@ impl Config {
             .iter()
             .flat_map(|r| r.listen.iter().map(move |a| (r, a)))
         {
-            if !addrs.insert(*addr) {
+            // Port 0 asks the kernel for a fresh port each time, so it never clashes.
+            if addr.port() != 0 && !addrs.insert(*addr) {
                 return Err(format!(
                     "listen address {addr} is used twice (route '{}')",
                     route.name
