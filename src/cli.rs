@@ -51,6 +51,7 @@ BALANCING AND HEALTH:
         --health-timeout DUR   check connect timeout [default: --connect-timeout]
         --health-rise N        consecutive good checks to bring a server up [default: 2]
         --health-fall N        consecutive bad checks to take a server down [default: 3]
+
 OPERATING:
     -c, --config FILE          read routes and settings from a TOML file (re-read on SIGHUP);
                                no other configuration flag may be given with it
@@ -65,7 +66,9 @@ OPERATING:
     -V, --version              print the version
 
 Logs go to stderr; RUST_LOG overrides -v/-q (e.g. RUST_LOG=ringproxy=debug).
-Exit status: 0 stopped by SIGINT/SIGTERM, 1 could not start, 2 bad command line.
+Signals: SIGTERM/SIGINT drain (twice: stop now), SIGHUP reloads --config, SIGUSR1 reopens
+the access log.
+Exit status: 0 stopped by a signal, 1 could not start, 2 bad command line or configuration.
 ";
 
 /// Where the configuration comes from.
