@@ -265,7 +265,12 @@ impl Proxy {
                 .copied()
                 .find(|&r| routes[r].settings.listen.contains(&listener.addr));
             match owner {
-                Some(route) => listener.route = route,
+                Some(route) => {
+                    listener.route = route;
+                    // listen() again on a listening socket just sets its backlog.
+                    let backlog = routes[route].settings.backlog.min(i32::MAX as u32) as i32;
+                    let _ = socket2::SockRef::from(&listener.socket).listen(backlog);
+                }
                 None => closed.push(key),
             }
         }
