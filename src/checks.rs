@@ -29,7 +29,10 @@ pub struct Probes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
     /// In flight; its timeout should name `seq`.
-    Started { seq: u64 },
+    Started {
+        /// The probe's sequence number.
+        seq: u64,
+    },
     /// A probe of this server is still in flight; nothing started.
     Busy,
     /// The connect failed at once: count it as a failed check.

@@ -85,8 +85,11 @@ pub enum Source {
 pub enum Command {
     /// Run the proxy (or, with `check`, validate and print the configuration).
     Run {
+        /// Flags or a file.
         source: Source,
+        /// `-v` count minus `-q` count.
         verbosity: i32,
+        /// `--check`: print the effective configuration instead of running.
         check: bool,
     },
     /// Print help and exit 0.

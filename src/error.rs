@@ -36,12 +36,24 @@ impl std::error::Error for UsageError {}
 #[derive(Debug)]
 pub enum StartError {
     /// The listen address could not be bound (in use, not local, no permission).
-    Bind { addr: SocketAddr, source: io::Error },
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What `bind` or `listen` said.
+        source: io::Error,
+    },
     /// An upstream name did not resolve to any address.
-    Resolve { host: String, source: io::Error },
+    Resolve {
+        /// The name as configured (`host:port`).
+        host: String,
+        /// What the resolver said.
+        source: io::Error,
+    },
     /// Creating the poller, registering a source or installing signal handlers failed.
     Setup {
+        /// What was being done, as a verb phrase ("create the poller").
         what: &'static str,
+        /// The system's error.
         source: io::Error,
     },
     /// The configuration breaks a rule [`crate::config::Config::validate`] checks.

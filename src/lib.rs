@@ -9,8 +9,15 @@
 //!   twice the buffer size. FINs are passed on once a ring drains (half-close).
 //! - [`io`] holds the read/write pumps (vectored across the ring's wrap); [`connect`] the
 //!   non-blocking connect; [`balance`] picks servers; [`token`] maps mio tokens to pairs.
-//! - [`cli`] and [`config`] turn a command line into validated settings; [`error`] holds the
-//!   start/usage errors and the reasons a pair closes.
+//! - [`balance`], [`health`], [`upstream`] and [`checks`] choose servers and track their
+//!   health (pure state machines, time passed in).
+//! - [`cli`], [`file`] and [`config`] turn a command line or a TOML file into validated
+//!   settings: global ones plus routes; [`error`] holds the start/usage errors and the
+//!   reasons a pair closes.
+//! - [`workers`] runs N independent loops and turns signals into commands (drain, reload,
+//!   reopen the log); [`stats`], [`metrics`] and [`access_log`] report what the loops do.
+
+#![warn(missing_docs)]
 
 pub mod access_log;
 pub mod balance;

@@ -72,7 +72,10 @@ pub enum Flow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// The upstream socket is connecting; attempt numbers tell stale timers apart.
-    Connecting { attempt: u32 },
+    Connecting {
+        /// How many servers this client has tried, this one included (0 before the first).
+        attempt: u32,
+    },
     /// Both sockets carry data.
     Streaming,
 }

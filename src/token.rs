@@ -30,11 +30,21 @@ impl Side {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// One side of the pair at slab key `key`.
-    Pair { key: usize, side: Side },
+    Pair {
+        /// The pair's slab key.
+        key: usize,
+        /// Which of its sockets.
+        side: Side,
+    },
     /// The listener at slab key `key`.
     Listener(usize),
     /// The health-check probe of server `server` of route `route`.
-    Check { route: usize, server: usize },
+    Check {
+        /// The route's index.
+        route: usize,
+        /// The server's index in the route's pool.
+        server: usize,
+    },
     /// The metrics listener.
     MetricsListener,
     /// The metrics connection at slab key `key`.
