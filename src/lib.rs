@@ -11,7 +11,7 @@
 //!   non-blocking connect; [`balance`] picks servers; [`token`] maps mio tokens to pairs.
 //! - [`balance`], [`health`], [`upstream`] and [`checks`] choose servers and track their
 //!   health (pure state machines, time passed in).
-//! - [`cli`], [`file`] and [`config`] turn a command line or a TOML file into validated
+//! - [`cli`], [`file`](mod@file) and [`config`] turn a command line or a TOML file into validated
 //!   settings: global ones plus routes; [`error`] holds the start/usage errors and the
 //!   reasons a pair closes.
 //! - [`workers`] runs N independent loops and turns signals into commands (drain, reload,
