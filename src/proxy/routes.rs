@@ -6,7 +6,8 @@
 //! and health for as long as it stays in the configuration; a removed server is marked
 //! `removed` and never picked again, so pairs still using it stay valid.
 
-use super::{Proxy, RunState, Timer, bind_listener};
+use super::setup::bind_listener;
+use super::{Proxy, RunState, Timer};
 use crate::balance::Balancer;
 use crate::checks::Probes;
 use crate::config::{Config, Route};

@@ -41,7 +41,7 @@ struct MetricsConn {
 impl MetricsServer {
     /// Binds `addr` and registers it.
     pub(super) fn bind(addr: SocketAddr, registry: &Registry) -> io::Result<MetricsServer> {
-        let mut listener = super::bind_listener(addr, 64, false)?;
+        let mut listener = super::setup::bind_listener(addr, 64, false)?;
         registry.register(&mut listener, token::METRICS, Interest::READABLE)?;
         Ok(MetricsServer {
             addr: listener.local_addr()?,
