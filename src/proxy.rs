@@ -103,7 +103,6 @@ pub type SharedSnapshots = Arc<Mutex<Vec<Option<Snapshot>>>>;
 pub struct Proxy {
     poll: Poll,
     worker: usize,
-    workers: usize,
     global: Global,
     routes: Vec<RouteState>,
     listeners: Slab<Listener>,
@@ -151,9 +150,9 @@ impl Proxy {
         self.metrics.as_ref().map(|m| m.addr)
     }
 
-    /// The effective connection limit of this loop.
-    pub fn max_conns(&self) -> usize {
-        self.max_conns
+    /// How many loops share the process (from the configuration it started with).
+    fn workers(&self) -> usize {
+        self.global.workers.max(1)
     }
 
     /// A handle that sends commands (stop, drain, reload, reopen the log) from any thread.
@@ -351,7 +350,7 @@ impl Proxy {
         {
             warn!("cannot write the access log: {e}");
         }
-        if self.workers > 1 {
+        if self.workers() > 1 {
             let snapshot = self.snapshot(now);
             if let Ok(mut shared) = self.shared.lock()
                 && let Some(slot) = shared.get_mut(self.worker)
@@ -365,56 +364,43 @@ impl Proxy {
 
     /// Accepts waiting clients while below `max_conns`, running and not paused.
     fn accept(&mut self, now: Instant) {
-        let keys: Vec<usize> = self
-            .listeners
-            .iter()
-            .filter(|(_, l)| l.pending)
-            .map(|(key, _)| key)
-            .collect();
-        for key in keys {
-            while self.state == RunState::Running
-                && !self.accept_paused
-                && self.pairs.len() < self.max_conns
-            {
-                let Some(listener) = self.listeners.get_mut(key) else {
-                    break;
-                };
-                if !listener.pending {
-                    break;
+        while self.state == RunState::Running
+            && !self.accept_paused
+            && self.pairs.len() < self.max_conns
+        {
+            let Some((_, listener)) = self.listeners.iter_mut().find(|(_, l)| l.pending) else {
+                return;
+            };
+            let route = listener.route;
+            match listener.socket.accept() {
+                Ok((stream, addr)) => {
+                    if self.accept_failures > 0 {
+                        info!(
+                            "accepting again on {} after {} failed accept(s)",
+                            listener.addr, self.accept_failures
+                        );
+                        self.accept_failures = 0;
+                    }
+                    self.open(route, stream, addr, now);
                 }
-                match listener.socket.accept() {
-                    Ok((stream, addr)) => {
-                        let route = listener.route;
-                        if self.accept_failures > 0 {
-                            info!(
-                                "accepting again on {} after {} failed accept(s)",
-                                listener.addr, self.accept_failures
-                            );
-                            self.accept_failures = 0;
-                        }
-                        self.open(route, stream, addr, now);
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => listener.pending = false,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    if self.accept_failures == 0 {
+                        warn!(
+                            "accept on {} failed: {e}; pausing accepts for {ACCEPT_PAUSE:?} \
+                             and retrying until it works ({} connections open)",
+                            listener.addr,
+                            self.pairs.len()
+                        );
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => listener.pending = false,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                        ) => {}
-                    Err(e) => {
-                        if self.accept_failures == 0 {
-                            warn!(
-                                "accept on {} failed: {e}; pausing accepts for {ACCEPT_PAUSE:?} \
-                                 and retrying until it works ({} connections open)",
-                                listener.addr,
-                                self.pairs.len()
-                            );
-                        }
-                        self.routes[listener.route].stats.accept_pauses += 1;
-                        self.accept_failures += 1;
-                        self.accept_paused = true;
-                        self.timers
-                            .schedule(now + ACCEPT_PAUSE, Timer::AcceptResume);
-                    }
+                    self.routes[route].stats.accept_pauses += 1;
+                    self.accept_failures += 1;
+                    self.pause_accepts(now);
                 }
             }
         }

@@ -223,7 +223,7 @@ impl Proxy {
                 );
             plan.push(index);
             for &addr in route.listen.iter().filter(|a| !current.contains(a)) {
-                let socket = bind_listener(addr, route.backlog, self.workers > 1)
+                let socket = bind_listener(addr, route.backlog, self.workers() > 1)
                     .map_err(|source| StartError::Bind { addr, source })?;
                 bound.push((socket, new_index));
             }

@@ -52,11 +52,9 @@ impl Proxy {
             .get()
             .map(|(soft, _)| soft)
             .map_err(setup("read the descriptor limit"))?;
-        let workers = config.global.workers.max(1);
         let mut proxy = Proxy {
             poll,
             worker,
-            workers,
             max_conns: 0,
             fd_limit,
             global: config.global.clone(),
@@ -79,7 +77,7 @@ impl Proxy {
         };
         for (index, route) in config.routes.iter().enumerate() {
             for &addr in &route.listen {
-                let socket = bind_listener(addr, route.backlog, workers > 1)
+                let socket = bind_listener(addr, route.backlog, config.global.workers > 1)
                     .map_err(|source| StartError::Bind { addr, source })?;
                 proxy
                     .add_listener(socket, index)
@@ -103,13 +101,13 @@ impl Proxy {
         self.max_conns = global
             .max_conns
             .unwrap_or(default_max_conns(self.fd_limit))
-            .div_ceil(self.workers);
-        let needed = (self.max_conns * self.workers) as u64 * 2 + crate::config::RESERVED_FDS;
+            .div_ceil(self.workers());
+        let needed = (self.max_conns * self.workers()) as u64 * 2 + crate::config::RESERVED_FDS;
         if needed > self.fd_limit {
             warn!(
                 "max-conns {} needs about {needed} descriptors but the limit is {}; \
                  accepts will pause when descriptors run out",
-                self.max_conns * self.workers,
+                self.max_conns * self.workers(),
                 self.fd_limit
             );
         }
