@@ -750,7 +750,7 @@ mod tests {
     }
 
     fn route(name: &str, server: &str, worker: u64) -> RouteSnapshot {
-        let mut closed = [0; crate::stats::CLOSE_REASONS];
+        let mut closed = [0; CloseReason::ALL.len()];
         closed[CloseReason::ClientClosed.index()] = 10 + worker;
         closed[CloseReason::Drained.index()] = 1;
         RouteSnapshot {

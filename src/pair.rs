@@ -10,11 +10,29 @@ use crate::error::CloseReason;
 use crate::io::{Stop, drain_into, fill_from};
 use crate::ring::{BufferPool, Ring};
 use crate::stats::IoStats;
-use crate::token::Side;
 use crate::upstream::UpstreamId;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
+
+/// Which end of a pair a socket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The accepted client connection.
+    Client = 0,
+    /// The connection the proxy opened to an upstream server.
+    Upstream = 1,
+}
+
+impl Side {
+    /// The other end of the pair.
+    pub fn peer(self) -> Side {
+        match self {
+            Side::Client => Side::Upstream,
+            Side::Upstream => Side::Client,
+        }
+    }
+}
 
 /// A byte stream the pair can pump: a socket, or a scripted fake in tests.
 pub trait Stream: Read + Write {

@@ -21,10 +21,10 @@ use crate::access_log::{AccessLog, Record};
 use crate::config::Global;
 use crate::connect::{self, ConnectCheck};
 use crate::error::CloseReason;
-use crate::pair::{Pair, Phase, Verdict};
+use crate::pair::{Pair, Phase, Side, Verdict};
 use crate::stats::{IoStats, Snapshot};
 use crate::timers::Timers;
-use crate::token::{self, Side, Target};
+use crate::token::{self, Target};
 use crate::upstream::UpstreamId;
 use control::Control;
 use log::{debug, error, info, warn};
@@ -218,7 +218,6 @@ impl Proxy {
             Target::MetricsListener => self.metrics_accept(now),
             Target::MetricsConn(key) => self.metrics_event(key, now),
             Target::Control => self.run_commands(now),
-            Target::Signal => {}
         }
     }
 

@@ -4,6 +4,7 @@
 //! Invariant: counters only grow; gauges (`active`, ring occupancy) are recomputed from the
 //! loop's state when a snapshot is taken.
 
+use crate::error::CloseReason;
 use std::time::Duration;
 
 /// The cost of moving bytes, per loop.
@@ -24,9 +25,6 @@ pub struct IoStats {
     /// Writes that accepted only part of what was offered.
     pub partial_writes: u64,
 }
-
-/// Why a pair ended, as counted per route (indexes [`crate::error::CloseReason::index`]).
-pub const CLOSE_REASONS: usize = 8;
 
 /// Counters of one upstream server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,7 +47,7 @@ pub struct RouteStats {
     /// Clients accepted.
     pub accepted: u64,
     /// Pairs ended, by reason.
-    pub closed: [u64; CLOSE_REASONS],
+    pub closed: [u64; CloseReason::ALL.len()],
     /// Connect attempts after the first for a client.
     pub retries: u64,
     /// Times accepting paused after an accept error.

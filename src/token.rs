@@ -2,29 +2,11 @@
 //!
 //! The low three bits say what kind of source a token names, the rest is its index: a pair
 //! sits in the slab once and owns two tokens (`key << 3 | side`); a listener, a health-check
-//! probe, the metrics listener and its connections, the signal source and the control waker
+//! probe, the metrics listener and its connections and the control waker
 //! each have a kind of their own. Decoding is exact for every index up to [`MAX_INDEX`].
 
+use crate::pair::Side;
 use mio::Token;
-
-/// Which end of a pair a socket is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    /// The accepted client connection.
-    Client = 0,
-    /// The connection the proxy opened to an upstream server.
-    Upstream = 1,
-}
-
-impl Side {
-    /// The other end of the pair.
-    pub fn peer(self) -> Side {
-        match self {
-            Side::Client => Side::Upstream,
-            Side::Upstream => Side::Client,
-        }
-    }
-}
 
 /// What an event's token refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +31,6 @@ pub enum Target {
     MetricsListener,
     /// The metrics connection at slab key `key`.
     MetricsConn(usize),
-    /// The signal source.
-    Signal,
     /// The waker through which other threads send commands.
     Control,
 }
@@ -60,7 +40,6 @@ const LISTENER: usize = 2;
 const CHECK: usize = 3;
 const METRICS_LISTENER: usize = 4;
 const METRICS_CONN: usize = 5;
-const SIGNAL_KIND: usize = 6;
 const CONTROL_KIND: usize = 7;
 /// Bits of a check token's index that hold the server number.
 const SERVER_BITS: usize = 24;
@@ -72,8 +51,6 @@ pub const MAX_PAIR_KEY: usize = MAX_INDEX;
 /// Most servers per route that health checks can address.
 pub const MAX_SERVERS: usize = 1 << SERVER_BITS;
 
-/// Token of the signal source.
-pub const SIGNAL: Token = Token(SIGNAL_KIND);
 /// Token of the control waker.
 pub const CONTROL: Token = Token(CONTROL_KIND);
 /// Token of the metrics listener.
@@ -120,7 +97,6 @@ pub fn decode(token: Token) -> Target {
         },
         METRICS_LISTENER => Target::MetricsListener,
         METRICS_CONN => Target::MetricsConn(index),
-        SIGNAL_KIND => Target::Signal,
         _ => Target::Control,
     }
 }
@@ -140,7 +116,6 @@ mod tests {
 
     #[test]
     fn other_tokens_round_trip() {
-        assert_eq!(decode(SIGNAL), Target::Signal);
         assert_eq!(decode(CONTROL), Target::Control);
         assert_eq!(decode(METRICS), Target::MetricsListener);
         for i in [0, 1, 1000, MAX_INDEX] {
@@ -157,14 +132,7 @@ mod tests {
 
     #[test]
     fn kinds_never_collide() {
-        let mut tokens = vec![
-            SIGNAL,
-            CONTROL,
-            METRICS,
-            listener(0),
-            check(0, 0),
-            check(0, 1),
-        ];
+        let mut tokens = vec![CONTROL, METRICS, listener(0), check(0, 0), check(0, 1)];
         tokens.extend((0..3).flat_map(|k| {
             [
                 pair(k, Side::Client),
