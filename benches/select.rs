@@ -4,7 +4,8 @@
 //! and grow only mildly for round-robin and least-conn.
 
 use ringproxy::balance::Balancer;
-use ringproxy::config::BalancePolicy;
+use ringproxy::settings::BalancePolicy;
+use ringproxy::settings::kinds::Named;
 use ringproxy::upstream::Pool;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -50,7 +51,7 @@ fn main() {
         let t: Vec<f64> = [2, 16, 256].map(|n| ns_per_pick(policy, n)).to_vec();
         println!(
             "| {} | {:.0} ns | {:.0} ns | {:.0} ns | {:.1}× |",
-            policy.as_str(),
+            policy.name(),
             t[0],
             t[1],
             t[2],

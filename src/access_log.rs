@@ -23,8 +23,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::LogFormat;
 use crate::error::CloseReason;
+use crate::settings::LogFormat;
 
 /// Buffered bytes past which [`AccessLog::write`] writes the buffer out at once.
 pub const FLUSH_AT: usize = 64 * 1024;

@@ -7,7 +7,7 @@
 //! regardless of passive marks (nginx's behaviour when all peers have failed). `None` means
 //! nothing is left to try.
 
-use crate::config::BalancePolicy;
+use crate::settings::BalancePolicy;
 use crate::upstream::{Pool, Upstream, UpstreamId};
 use std::collections::BTreeSet;
 use std::net::IpAddr;

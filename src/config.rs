@@ -1,49 +1,38 @@
-//! Validated settings for one proxy loop, as plain data.
+//! The configuration as the user wrote it ([`Config`]), and its validation into the only
+//! form the rest of the proxy accepts ([`ValidConfig`]).
 //!
-//! Every field has already passed validation when a `Config` exists; defaults follow nginx's
-//! `stream` module and HAProxy where they have an equivalent (see `Config::new`).
+//! A `Config` comes from the command line ([`crate::cli`]), a file ([`crate::file`]) or
+//! code; its fields are public and may hold anything. [`Config::validate`] is the one place
+//! every rule is checked — each setting's range (from the schema in [`crate::settings`]) and
+//! what spans settings: routes, names, listen addresses, pools. A [`ConfigError`] says where
+//! (a [`Location`] such as `route[1].listen[0]`) and what ([`Problem`]); the command line
+//! turns the location into a flag, the file into a line. Names are resolved afterwards, off
+//! the loops, by [`ValidConfig::resolve`](crate::resolve).
 
+use crate::settings::kinds::{HOST_PORT, quote};
+use crate::settings::{Global, RouteSettings, ServerOptions};
+use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-/// Default bytes per direction per connection: nginx `proxy_buffer_size`, HAProxy `tune.bufsize`.
-pub const DEFAULT_BUFFER_SIZE: usize = 16 * 1024;
-/// Largest accepted `--buffer-size`.
-pub const MAX_BUFFER_SIZE: usize = 256 * 1024 * 1024;
-/// Default upstream connect timeout (HAProxy `timeout connect` is commonly 5s).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default idle timeout: nginx `proxy_timeout` is 10 minutes.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-/// Default listen backlog.
-pub const DEFAULT_BACKLOG: u32 = 1024;
-/// Descriptors kept aside from `--max-conns` for listeners, the poller, logs and retries.
+/// Descriptors kept aside from `max_conns` for listeners, the poller, logs and retries.
 pub const RESERVED_FDS: u64 = 32;
 
-/// One `--upstream` as the user wrote it: `HOST:PORT` and its server options, resolved when
-/// the proxy starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One upstream server as the user wrote it: `HOST:PORT` and its options, resolved when the
+/// proxy starts or reloads.
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSpec {
-    /// `host:port`, `a.b.c.d:port` or `[v6]:port`, syntactically checked.
+    /// `host:port`, `a.b.c.d:port` or `[v6]:port`.
     pub addr: String,
-    /// `weight=N`, at least 1 (default 1).
-    pub weight: u32,
-    /// `max-conns=N`; `None` is unlimited.
-    pub max_conns: Option<usize>,
-    /// `backup`: used only when every primary is unavailable.
-    pub backup: bool,
-    /// `down`: configured but never used.
-    pub down: bool,
+    /// Weight, limits, backup, down.
+    pub options: ServerOptions,
 }
 
 impl UpstreamSpec {
-    /// A primary server of weight 1 without limits.
+    /// A server with every option at its default (a primary of weight 1 without limits).
     pub fn new(addr: impl Into<String>) -> UpstreamSpec {
         UpstreamSpec {
             addr: addr.into(),
-            weight: 1,
-            max_conns: None,
-            backup: false,
-            down: false,
+            options: ServerOptions::default(),
         }
     }
 }
@@ -54,160 +43,21 @@ impl From<SocketAddr> for UpstreamSpec {
     }
 }
 
-/// How the balancer picks a server (`--balance`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BalancePolicy {
-    /// Smooth weighted round robin, as nginx.
-    #[default]
-    RoundRobin,
-    /// Fewest active connections relative to weight; ties in turn.
-    LeastConn,
-    /// Consistent hashing of the client address (Ketama-style ring).
-    IpHash,
-    /// Power of two random choices, by active connections.
-    RandomTwo,
-}
-
-impl BalancePolicy {
-    /// Every policy.
-    pub const ALL: [BalancePolicy; 4] = [
-        BalancePolicy::RoundRobin,
-        BalancePolicy::LeastConn,
-        BalancePolicy::IpHash,
-        BalancePolicy::RandomTwo,
-    ];
-
-    /// The policy spelled `s` (as [`BalancePolicy::as_str`] spells it).
-    pub fn parse(s: &str) -> Option<BalancePolicy> {
-        BalancePolicy::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-
-    /// The `--balance` spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BalancePolicy::RoundRobin => "round-robin",
-            BalancePolicy::LeastConn => "least-conn",
-            BalancePolicy::IpHash => "ip-hash",
-            BalancePolicy::RandomTwo => "random-two",
-        }
-    }
-}
-
-/// Default time a graceful stop waits for open connections (`--drain-timeout`).
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The whole configuration: process-wide settings and one or more routes.
-///
-/// Invariants once validated ([`Config::validate`]): at least one route, route names unique,
-/// each listen address used by one route only, and every route's pool valid
-/// ([`validate_pool`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// Settings that apply to the whole process.
-    pub global: Global,
-    /// The routes: listeners and the pool they forward to.
-    pub routes: Vec<Route>,
-}
-
-/// Process-wide settings (the file's top-level keys).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Global {
-    /// Most pairs open at once in the process (split evenly between workers); `None` derives
-    /// it from the descriptor limit at start.
-    pub max_conns: Option<usize>,
-    /// Independent event loops, each with its own `SO_REUSEPORT` listeners (1..=1024).
-    pub workers: usize,
-    /// Where to write one line per finished connection: a path, or `-` for stdout.
-    pub access_log: Option<String>,
-    /// Access log line format.
-    pub access_log_format: LogFormat,
-    /// Address serving Prometheus metrics on `/metrics`.
-    pub metrics: Option<SocketAddr>,
-    /// How long a graceful stop lets open connections finish.
-    pub drain_timeout: Duration,
-}
-
-impl Default for Global {
-    fn default() -> Self {
-        Global {
-            max_conns: None,
-            workers: 1,
-            access_log: None,
-            access_log_format: LogFormat::Text,
-            metrics: None,
-            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
-        }
-    }
-}
-
-/// Access log line format (`--access-log-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// Space-separated fields in the spirit of nginx's stream log.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-impl LogFormat {
-    /// `text` or `json`.
-    pub fn parse(s: &str) -> Option<LogFormat> {
-        match s {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => None,
-        }
-    }
-
-    /// The spelling [`LogFormat::parse`] reads.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        }
-    }
-}
-
-/// One route: where to listen, where to forward, and the per-connection settings.
+/// One route: where to listen, where to forward, and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     /// Unique name, used in logs and metrics.
     pub name: String,
-    /// Addresses to accept clients on; never empty.
+    /// Addresses to accept clients on.
     pub listen: Vec<SocketAddr>,
-    /// Upstream servers; valid by [`validate_pool`].
+    /// Upstream servers.
     pub upstreams: Vec<UpstreamSpec>,
-    /// Capacity of each of a pair's two rings, in bytes (1..=`MAX_BUFFER_SIZE`).
-    pub buffer_size: usize,
-    /// How long one upstream connect attempt may take.
-    pub connect_timeout: Duration,
-    /// How long a pair may move no byte in either direction before it is closed.
-    pub idle_timeout: Duration,
-    /// Listen backlog.
-    pub backlog: u32,
-    /// Balancing policy.
-    pub balance: BalancePolicy,
-    /// Most servers tried per client (`None`: every server once), nginx `proxy_next_upstream_tries`.
-    pub tries: Option<usize>,
-    /// No new attempt after this long since the client arrived, nginx `proxy_next_upstream_timeout`.
-    pub tries_timeout: Option<Duration>,
-    /// Passive health: failed connects within `fail_timeout` that mark a server unavailable.
-    pub max_fails: u32,
-    /// Passive health window and unavailability period.
-    pub fail_timeout: Duration,
-    /// Active health checks: period (`None`: no checks).
-    pub health_interval: Option<Duration>,
-    /// Active health checks: connect timeout (`None`: `connect_timeout`).
-    pub health_timeout: Option<Duration>,
-    /// Consecutive successful checks to bring a server up.
-    pub health_rise: u32,
-    /// Consecutive failed checks to take a server down.
-    pub health_fall: u32,
+    /// Buffers, timeouts, balancing, health.
+    pub settings: RouteSettings,
 }
 
 impl Route {
-    /// A route with every optional setting at its default.
+    /// A route with every setting at its default.
     pub fn new(
         name: impl Into<String>,
         listen: Vec<SocketAddr>,
@@ -217,26 +67,23 @@ impl Route {
             name: name.into(),
             listen,
             upstreams,
-            buffer_size: DEFAULT_BUFFER_SIZE,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            backlog: DEFAULT_BACKLOG,
-            balance: BalancePolicy::RoundRobin,
-            tries: None,
-            tries_timeout: None,
-            max_fails: 1,
-            fail_timeout: Duration::from_secs(10),
-            health_interval: None,
-            health_timeout: None,
-            health_rise: 2,
-            health_fall: 3,
+            settings: RouteSettings::default(),
         }
     }
 }
 
+/// The whole configuration: process-wide settings and the routes, not yet validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Settings that apply to the whole process.
+    pub global: Global,
+    /// The routes: listeners and the pool they forward to.
+    pub routes: Vec<Route>,
+}
+
 impl Config {
-    /// One route named `default` with every optional setting at its default: what a command
-    /// line without `--config` describes.
+    /// One route named `default` with every setting at its default: what a command line
+    /// without `--config` describes.
     pub fn new(listen: SocketAddr, upstreams: Vec<UpstreamSpec>) -> Config {
         Config {
             global: Global::default(),
@@ -249,62 +96,278 @@ impl Config {
         &mut self.routes[0]
     }
 
-    /// Checks what spans routes: at least one route, unique names, each listen address in one
-    /// route only (port 0 excepted), every pool valid. The error says what is wrong, naming the route.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks every rule; the first broken one is the error. Rules: each setting in its
+    /// range; at least one route; names non-empty and unique; each route with a listen
+    /// address, each address in one route only (port 0 excepted: the kernel picks a fresh
+    /// port); each pool with at least one server, none listed twice, at least one neither
+    /// `down` nor `backup`, every address `HOST:PORT`.
+    pub fn validate(self) -> Result<ValidConfig, ConfigError> {
+        self.global
+            .check()
+            .map_err(|(key, e, got)| out_of_range(Location::Global(key), e.0, got))?;
         if self.routes.is_empty() {
-            return Err("at least one route is needed".into());
+            return Err(ConfigError::new(Location::Routes, Problem::NoRoutes));
         }
-        let mut seen = std::collections::HashSet::new();
-        for route in &self.routes {
-            if !seen.insert(route.name.as_str()) {
-                return Err(format!("route name '{}' is used twice", route.name));
-            }
-            if route.listen.is_empty() {
-                return Err(format!("route '{}' has no listen address", route.name));
-            }
-            validate_pool(&route.upstreams).map_err(|e| format!("route '{}': {e}", route.name))?;
+        for (i, route) in self.routes.iter().enumerate() {
+            self.validate_route(i, route)?;
         }
-        let mut addrs = std::collections::HashSet::new();
-        for (route, addr) in self
-            .routes
-            .iter()
-            .flat_map(|r| r.listen.iter().map(move |a| (r, a)))
-        {
-            // Port 0 asks the kernel for a fresh port each time, so it never clashes.
-            if addr.port() != 0 && !addrs.insert(*addr) {
-                return Err(format!(
-                    "listen address {addr} is used twice (route '{}')",
-                    route.name
-                ));
+        Ok(ValidConfig(self))
+    }
+
+    fn validate_route(&self, i: usize, route: &Route) -> Result<(), ConfigError> {
+        let at = |location| move |problem| ConfigError::new(location, problem);
+        if route.name.is_empty() {
+            return Err(at(Location::Name(i))(Problem::EmptyName));
+        }
+        if let Some(first) = self.routes[..i].iter().position(|r| r.name == route.name) {
+            return Err(at(Location::Name(i))(Problem::NameTwice {
+                first,
+                name: route.name.clone(),
+            }));
+        }
+        if route.listen.is_empty() {
+            return Err(at(Location::Listen(i))(Problem::NoListen));
+        }
+        for (j, addr) in route.listen.iter().enumerate() {
+            if let Some(other) = self.listened_before(i, j) {
+                let other = (other != i).then_some(other);
+                let problem = Problem::ListenTwice { addr: *addr, other };
+                return Err(at(Location::ListenAddr(i, j))(problem));
             }
         }
-        Ok(())
+        validate_pool(i, &route.upstreams)?;
+        route
+            .settings
+            .check()
+            .map_err(|(key, e, got)| out_of_range(Location::Setting(i, key), e.0, got))
     }
 }
 
-/// Checks a pool: at least one server, none listed twice, at least one neither `down` nor
-/// `backup`. The error completes "expected ...".
-pub fn validate_pool(servers: &[UpstreamSpec]) -> Result<(), String> {
-    if servers.is_empty() {
-        return Err("at least one server".into());
-    }
-    for (i, server) in servers.iter().enumerate() {
-        if servers[..i].iter().any(|other| other.addr == server.addr) {
-            return Err(format!(
-                "each server listed once, but {} is listed twice",
-                server.addr
-            ));
+impl Config {
+    /// The route that listens on listen address `j` of route `i` before it does (itself, at
+    /// an earlier index, or an earlier route); port 0 never clashes.
+    fn listened_before(&self, i: usize, j: usize) -> Option<usize> {
+        let addr = self.routes[i].listen[j];
+        if addr.port() == 0 {
+            return None;
         }
+        (0..=i).find(|&r| {
+            let earlier = if r == i {
+                &self.routes[r].listen[..j]
+            } else {
+                &self.routes[r].listen[..]
+            };
+            earlier.contains(&addr)
+        })
     }
-    if servers.iter().all(|s| s.down || s.backup) {
-        return Err("at least one server that is neither down nor backup".into());
+}
+
+/// Checks the pool of route `i` (see [`Config::validate`]).
+fn validate_pool(i: usize, servers: &[UpstreamSpec]) -> Result<(), ConfigError> {
+    if servers.is_empty() {
+        return Err(ConfigError::new(Location::Servers(i), Problem::NoServers));
+    }
+    for (j, server) in servers.iter().enumerate() {
+        if !crate::settings::kinds::is_host_port(&server.addr) {
+            let problem = Problem::OutOfRange {
+                expected: HOST_PORT.into(),
+                got: quote(&server.addr),
+            };
+            return Err(ConfigError::new(Location::Server(i, j), problem));
+        }
+        if servers[..j].iter().any(|other| other.addr == server.addr) {
+            let problem = Problem::ServerTwice {
+                addr: server.addr.clone(),
+            };
+            return Err(ConfigError::new(Location::Server(i, j), problem));
+        }
+        server
+            .options
+            .check()
+            .map_err(|(key, e, got)| out_of_range(Location::ServerOption(i, j, key), e.0, got))?;
+    }
+    if servers.iter().all(|s| s.options.down || s.options.backup) {
+        return Err(ConfigError::new(Location::Servers(i), Problem::NoPrimary));
     }
     Ok(())
 }
 
-/// The default `--max-conns` for a descriptor limit: each pair costs two descriptors, after
-/// a small reserve (HAProxy derives `maxconn` from `ulimit -n` the same way).
+fn out_of_range(at: Location, expected: String, got: String) -> ConfigError {
+    ConfigError::new(at, Problem::OutOfRange { expected, got })
+}
+
+/// A configuration that passed [`Config::validate`]: the only kind the proxy resolves and
+/// runs. Read it through `Deref`; it cannot be changed without validating again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidConfig(Config);
+
+impl std::ops::Deref for ValidConfig {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.0
+    }
+}
+
+impl ValidConfig {
+    /// The configuration, to change and validate again.
+    pub fn into_inner(self) -> Config {
+        self.0
+    }
+
+    /// The same configuration with each listen address of port 0 replaced by the address
+    /// actually bound for it (`bound`, in route order). Stays valid: a bound port is unique.
+    pub fn with_bound(&self, bound: &[SocketAddr]) -> ValidConfig {
+        let mut config = self.0.clone();
+        let listen = config.routes.iter_mut().flat_map(|r| r.listen.iter_mut());
+        for (addr, actual) in listen.zip(bound) {
+            if addr.port() == 0 && addr.ip() == actual.ip() {
+                *addr = *actual;
+            }
+        }
+        ValidConfig(config)
+    }
+}
+
+/// Where in a configuration a rule is broken, as a key path (`route[1].listen[0]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// A process-wide setting.
+    Global(&'static str),
+    /// The list of routes.
+    Routes,
+    /// The name of route `.0`.
+    Name(usize),
+    /// The listen addresses of route `.0`.
+    Listen(usize),
+    /// Listen address `.1` of route `.0`.
+    ListenAddr(usize, usize),
+    /// The servers of route `.0`.
+    Servers(usize),
+    /// The address of server `.1` of route `.0`.
+    Server(usize, usize),
+    /// Option `.2` of server `.1` of route `.0`.
+    ServerOption(usize, usize, &'static str),
+    /// Setting `.1` of route `.0`.
+    Setting(usize, &'static str),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Location::Global(key) => f.write_str(key),
+            Location::Routes => f.write_str("route"),
+            Location::Name(i) => write!(f, "route[{i}].name"),
+            Location::Listen(i) => write!(f, "route[{i}].listen"),
+            Location::ListenAddr(i, j) => write!(f, "route[{i}].listen[{j}]"),
+            Location::Servers(i) => write!(f, "route[{i}].servers"),
+            Location::Server(i, j) => write!(f, "route[{i}].servers[{j}].addr"),
+            Location::ServerOption(i, j, key) => write!(f, "route[{i}].servers[{j}].{key}"),
+            Location::Setting(i, key) => write!(f, "route[{i}].{key}"),
+        }
+    }
+}
+
+/// What rule is broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// No route at all.
+    NoRoutes,
+    /// A route without a name.
+    EmptyName,
+    /// Route `first` has the same name.
+    NameTwice {
+        /// The earlier route of that name.
+        first: usize,
+        /// The name.
+        name: String,
+    },
+    /// A route without a listen address.
+    NoListen,
+    /// An address listened on twice: by route `other`, or (`None`) by this route.
+    ListenTwice {
+        /// The address.
+        addr: SocketAddr,
+        /// The other route, if it is not this one.
+        other: Option<usize>,
+    },
+    /// A pool without servers.
+    NoServers,
+    /// A server listed twice in one pool.
+    ServerTwice {
+        /// Its address as written.
+        addr: String,
+    },
+    /// Every server is `down` or `backup`.
+    NoPrimary,
+    /// A value outside what the setting accepts.
+    OutOfRange {
+        /// What it accepts.
+        expected: String,
+        /// The value, as it would be written.
+        got: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NoRoutes => f.write_str("expected at least one [[route]] table"),
+            Problem::EmptyName => f.write_str("expected a non-empty string"),
+            Problem::NameTwice { first, name } => write!(
+                f,
+                "expected a unique route name, but route[{first}] is also named {}",
+                quote(name)
+            ),
+            Problem::NoListen => f.write_str(
+                "no listen address: expected at least one address, such as \"127.0.0.1:8080\"",
+            ),
+            Problem::ListenTwice { addr, other } => {
+                let whose = other.map_or_else(|| "this route".into(), |r| format!("route[{r}]"));
+                write!(
+                    f,
+                    "expected each listen address in one place, but {addr} is also listened \
+                     on by {whose}"
+                )
+            }
+            Problem::NoServers => f.write_str("expected at least one server"),
+            Problem::ServerTwice { addr } => write!(
+                f,
+                "expected each server listed once, but {addr} is listed twice"
+            ),
+            Problem::NoPrimary => {
+                f.write_str("expected at least one server that is neither down nor backup")
+            }
+            Problem::OutOfRange { expected, got } => write!(f, "expected {expected}, got {got}"),
+        }
+    }
+}
+
+/// A broken rule and where: `route[1].listen[0]: expected each listen address in one place, …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where.
+    pub at: Location,
+    /// What.
+    pub problem: Problem,
+}
+
+impl ConfigError {
+    /// `problem` at `at`.
+    pub fn new(at: Location, problem: Problem) -> ConfigError {
+        ConfigError { at, problem }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The default `max_conns` for a descriptor limit: each pair costs two descriptors, after a
+/// small reserve (HAProxy derives `maxconn` from `ulimit -n` the same way).
 pub fn default_max_conns(fd_limit: u64) -> usize {
     (fd_limit.saturating_sub(RESERVED_FDS) / 2).max(1) as usize
 }
@@ -322,10 +385,79 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
 mod tests {
     use super::*;
 
+    fn config() -> Config {
+        Config::new(
+            "127.0.0.1:8080".parse().unwrap(),
+            vec![UpstreamSpec::new("h:1")],
+        )
+    }
+
+    #[track_caller]
+    fn broken(config: Config) -> String {
+        config.validate().expect_err("a broken rule").to_string()
+    }
+
     #[test]
     fn default_max_conns_leaves_a_reserve_and_halves() {
         assert_eq!(default_max_conns(20_000), (20_000 - 32) / 2);
         assert_eq!(default_max_conns(1024), 496);
         assert_eq!(default_max_conns(10), 1);
+    }
+
+    #[test]
+    fn settings_set_in_code_are_range_checked() {
+        let mut c = config();
+        c.route().settings.buffer_size = 0;
+        assert_eq!(
+            broken(c),
+            "route[0].buffer_size: expected a size such as 16384, \"16k\", \"16KiB\" or \
+             \"1MiB\", from 1 to 256MiB, got 0"
+        );
+        let mut c = config();
+        c.global.workers = 0;
+        assert!(broken(c).starts_with("workers: expected a whole number"));
+        let mut c = config();
+        c.route().upstreams[0].options.weight = 0;
+        assert!(broken(c).starts_with("route[0].servers[0].weight:"));
+        let mut c = config();
+        c.route().upstreams[0].addr = "nope".into();
+        assert!(broken(c).starts_with("route[0].servers[0].addr: expected HOST:PORT"));
+    }
+
+    #[test]
+    fn rules_across_routes_name_the_place() {
+        let mut c = config();
+        c.routes.push(c.routes[0].clone());
+        assert_eq!(
+            broken(c.clone()),
+            "route[1].name: expected a unique route name, but route[0] is also named \"default\""
+        );
+        c.routes[1].name = "b".into();
+        assert!(broken(c.clone()).starts_with(
+            "route[1].listen[0]: expected each listen address in one place, but \
+             127.0.0.1:8080 is also listened on by route[0]"
+        ));
+        c.routes[1].listen = vec!["127.0.0.1:1".parse().unwrap(); 2];
+        assert!(broken(c.clone()).ends_with("also listened on by this route"));
+        c.routes[1].listen = vec!["127.0.0.1:0".parse().unwrap(); 2];
+        assert!(c.clone().validate().is_ok(), "port 0 never clashes");
+        c.routes[1].listen.clear();
+        assert!(broken(c).contains("no listen address"));
+    }
+
+    #[test]
+    fn pools_need_a_primary_and_no_repeats() {
+        let mut c = config();
+        c.route().upstreams.push(UpstreamSpec::new("h:1"));
+        assert!(broken(c).contains("each server listed once, but h:1 is listed twice"));
+        let mut c = config();
+        c.route().upstreams[0].options.backup = true;
+        assert!(broken(c).starts_with("route[0].servers: expected at least one server that"));
+        let mut c = config();
+        c.route().upstreams.clear();
+        assert_eq!(broken(c), "route[0].servers: expected at least one server");
+        let mut c = config();
+        c.routes.clear();
+        assert_eq!(broken(c), "route: expected at least one [[route]] table");
     }
 }

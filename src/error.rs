@@ -6,27 +6,32 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-/// A bad command line: which flag, what was expected, what was given.
+/// A bad command line: which flag, and what is wrong with it ("expected ..., got '...'").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError {
     /// The flag at fault (or the bare argument).
     pub flag: String,
-    /// What the flag accepts, in words.
-    pub expected: String,
-    /// What the user gave, if anything.
-    pub got: Option<String>,
+    /// What is wrong, usually "expected ..., got '...'".
+    pub message: String,
+}
+
+impl UsageError {
+    /// `flag` expects `expected` but was given `got` (or nothing).
+    pub fn expected(flag: &str, expected: &str, got: Option<&str>) -> UsageError {
+        let message = match got {
+            Some(got) => format!("expected {expected}, got '{got}'"),
+            None => format!("expected {expected}"),
+        };
+        UsageError {
+            flag: flag.to_string(),
+            message,
+        }
+    }
 }
 
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.got {
-            Some(got) => write!(
-                f,
-                "{}: expected {}, got '{}'",
-                self.flag, self.expected, got
-            ),
-            None => write!(f, "{}: expected {}", self.flag, self.expected),
-        }
+        write!(f, "{}: {}", self.flag, self.message)
     }
 }
 
@@ -57,7 +62,7 @@ pub enum StartError {
         source: io::Error,
     },
     /// The configuration breaks a rule [`crate::config::Config::validate`] checks.
-    Invalid(String),
+    Invalid(crate::config::ConfigError),
 }
 
 impl fmt::Display for StartError {
@@ -79,7 +84,7 @@ impl std::error::Error for StartError {
             StartError::Bind { source, .. }
             | StartError::Resolve { source, .. }
             | StartError::Setup { source, .. } => Some(source),
-            StartError::Invalid(_) => None,
+            StartError::Invalid(e) => Some(e),
         }
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod access_log;
 pub mod balance;
+pub mod buffer;
 pub mod checks;
 pub mod cli;
 pub mod config;
@@ -32,7 +33,9 @@ pub mod io;
 pub mod metrics;
 pub mod pair;
 pub mod proxy;
+pub mod resolve;
 pub mod ring;
+pub mod settings;
 pub mod stats;
 pub mod timers;
 pub mod token;

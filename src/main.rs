@@ -2,7 +2,7 @@
 //! logging, run the workers. Exit status: 0 after a clean stop, 1 when the proxy cannot
 //! start, 2 on a bad command line or configuration file.
 
-use ringproxy::cli::{self, Command, HELP, Source};
+use ringproxy::cli::{self, Command, Source};
 use ringproxy::config::raise_fd_limit;
 use ringproxy::{file, workers};
 use std::process::ExitCode;
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
             check,
         }) => (source, verbosity, check),
         Ok(Command::Help) => {
-            print!("{HELP}");
+            print!("{}", cli::help());
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
@@ -54,6 +54,13 @@ fn main() -> ExitCode {
     }
     let signals = match workers::signals() {
         Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("ringproxy: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let config = match config.resolve() {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("ringproxy: {e}");
             return ExitCode::from(1);

@@ -154,6 +154,13 @@ impl Ring {
     }
 }
 
+impl Default for Ring {
+    /// A detached ring.
+    fn default() -> Ring {
+        Ring::detached()
+    }
+}
+
 /// Free ring storage of one size, reused across connections so that idle connections hold
 /// no buffer and busy ones do not allocate per read. Holds at most `max_free` buffers.
 #[derive(Debug)]

@@ -20,13 +20,8 @@ pub enum Target {
     },
     /// The listener at slab key `key`.
     Listener(usize),
-    /// The health-check probe of server `server` of route `route`.
-    Check {
-        /// The route's index.
-        route: usize,
-        /// The server's index in the route's pool.
-        server: usize,
-    },
+    /// The health-check probe at slab key `key`.
+    Probe(usize),
     /// The metrics listener.
     MetricsListener,
     /// The metrics connection at slab key `key`.
@@ -37,19 +32,15 @@ pub enum Target {
 
 const KIND_BITS: usize = 3;
 const LISTENER: usize = 2;
-const CHECK: usize = 3;
+const PROBE: usize = 3;
 const METRICS_LISTENER: usize = 4;
 const METRICS_CONN: usize = 5;
 const CONTROL_KIND: usize = 7;
-/// Bits of a check token's index that hold the server number.
-const SERVER_BITS: usize = 24;
 
 /// Largest index (slab key, listener, route) a token can carry.
 pub const MAX_INDEX: usize = usize::MAX >> KIND_BITS;
 /// Largest slab key a pair may have.
 pub const MAX_PAIR_KEY: usize = MAX_INDEX;
-/// Most servers per route that health checks can address.
-pub const MAX_SERVERS: usize = 1 << SERVER_BITS;
 
 /// Token of the control waker.
 pub const CONTROL: Token = Token(CONTROL_KIND);
@@ -67,10 +58,9 @@ pub fn listener(key: usize) -> Token {
     Token(key << KIND_BITS | LISTENER)
 }
 
-/// Token of the probe of `server` in `route` (`server < MAX_SERVERS`).
-pub fn check(route: usize, server: usize) -> Token {
-    debug_assert!(server < MAX_SERVERS);
-    Token((route << SERVER_BITS | server) << KIND_BITS | CHECK)
+/// Token of the health-check probe at slab key `key`.
+pub fn probe(key: usize) -> Token {
+    Token(key << KIND_BITS | PROBE)
 }
 
 /// Token of the metrics connection at slab key `key`.
@@ -91,10 +81,7 @@ pub fn decode(token: Token) -> Target {
             side: Side::Upstream,
         },
         LISTENER => Target::Listener(index),
-        CHECK => Target::Check {
-            route: index >> SERVER_BITS,
-            server: index & (MAX_SERVERS - 1),
-        },
+        PROBE => Target::Probe(index),
         METRICS_LISTENER => Target::MetricsListener,
         METRICS_CONN => Target::MetricsConn(index),
         _ => Target::Control,
@@ -122,17 +109,14 @@ mod tests {
             assert_eq!(decode(listener(i)), Target::Listener(i));
             assert_eq!(decode(metrics_conn(i)), Target::MetricsConn(i));
         }
-        for (route, server) in [(0, 0), (3, 5), (1000, MAX_SERVERS - 1)] {
-            assert_eq!(
-                decode(check(route, server)),
-                Target::Check { route, server }
-            );
+        for key in [0, 5, MAX_INDEX] {
+            assert_eq!(decode(probe(key)), Target::Probe(key));
         }
     }
 
     #[test]
     fn kinds_never_collide() {
-        let mut tokens = vec![CONTROL, METRICS, listener(0), check(0, 0), check(0, 1)];
+        let mut tokens = vec![CONTROL, METRICS, listener(0), probe(0), probe(1)];
         tokens.extend((0..3).flat_map(|k| {
             [
                 pair(k, Side::Client),

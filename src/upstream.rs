@@ -1,14 +1,16 @@
 //! The upstream servers one loop forwards to, and what it knows about each.
 //!
-//! A `Pool` is plain data indexed by `UpstreamId`; the balancer reads it and the loop keeps
-//! `active` exact: incremented when a pair's connect starts, decremented exactly once when
-//! that attempt fails or the pair closes. Health changes never touch established pairs.
+//! A `Pool` is plain data indexed by `UpstreamId`, one [`Upstream`] per server holding all
+//! that is known of it (configuration, health, check state, counters); the balancer reads it
+//! and the loop keeps `active` exact: incremented when a pair's connect starts, decremented
+//! exactly once when that attempt fails or the pair closes. Health changes never touch
+//! established pairs.
 
-use crate::config::UpstreamSpec;
-use crate::error::StartError;
 use crate::health::{Active, Passive};
-use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use crate::resolve::ResolvedServer;
+use crate::settings::ServerOptions;
+use crate::stats::ServerStats;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Index of a server in its [`Pool`].
@@ -35,6 +37,22 @@ pub struct Upstream {
     pub passive: Passive,
     /// Active health (periodic checks).
     pub checks: Active,
+    /// Where its active check is: at most one check timer or probe at a time.
+    pub check: CheckState,
+    /// Its counters.
+    pub stats: ServerStats,
+}
+
+/// Where a server's active health check is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckState {
+    /// No check pending (checks are off, or the server is down or removed).
+    #[default]
+    Idle,
+    /// A check timer is armed.
+    Scheduled,
+    /// A probe is in flight.
+    Probing,
 }
 
 impl Upstream {
@@ -50,7 +68,36 @@ impl Upstream {
             active: 0,
             passive: Passive::default(),
             checks: Active::default(),
+            check: CheckState::Idle,
+            stats: ServerStats::default(),
         }
+    }
+
+    /// A server as resolved from the configuration, with fresh live state.
+    pub fn configured(server: &ResolvedServer) -> Upstream {
+        let mut upstream = Upstream::new(server.addr);
+        upstream.configure(server);
+        upstream
+    }
+
+    /// The options it was configured with.
+    pub fn options(&self) -> ServerOptions {
+        ServerOptions {
+            weight: self.weight,
+            max_conns: self.max_conns,
+            backup: self.backup,
+            down: self.down,
+        }
+    }
+
+    /// Takes the options of `server` (same address), keeping live state and counters.
+    pub fn configure(&mut self, server: &ResolvedServer) {
+        let options = &server.options;
+        self.weight = options.weight;
+        self.max_conns = options.max_conns;
+        self.backup = options.backup;
+        self.down = options.down;
+        self.removed = false;
     }
 
     /// May take one more client: not `down` or removed, not at `max_conns`, not failed by
@@ -76,38 +123,11 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Resolves every spec. A name may yield several addresses; each becomes a server with the
-    /// spec's options, as in nginx. An address already in the pool is kept once.
-    pub fn resolve(specs: &[UpstreamSpec]) -> Result<Pool, StartError> {
-        let mut servers: Vec<Upstream> = Vec::new();
-        for spec in specs {
-            let addrs: Vec<SocketAddr> = spec
-                .addr
-                .to_socket_addrs()
-                .map_err(|source| StartError::Resolve {
-                    host: spec.addr.clone(),
-                    source,
-                })?
-                .collect();
-            if addrs.is_empty() {
-                return Err(StartError::Resolve {
-                    host: spec.addr.clone(),
-                    source: io::Error::new(io::ErrorKind::NotFound, "no address found"),
-                });
-            }
-            for addr in addrs {
-                if !servers.iter().any(|s| s.addr == addr) {
-                    servers.push(Upstream {
-                        weight: spec.weight,
-                        max_conns: spec.max_conns,
-                        backup: spec.backup,
-                        down: spec.down,
-                        ..Upstream::new(addr)
-                    });
-                }
-            }
+    /// The servers of a resolved route, in configuration order.
+    pub fn new(servers: &[ResolvedServer]) -> Pool {
+        Pool {
+            servers: servers.iter().map(Upstream::configured).collect(),
         }
-        Ok(Pool { servers })
     }
 
     /// A pool of plain servers (weight 1, primary), for tests and benchmarks.

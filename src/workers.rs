@@ -7,10 +7,10 @@
 //! (a second one stops at once), SIGHUP re-reads the configuration file and reloads every
 //! worker, SIGUSR1 reopens the access log.
 
-use crate::config::Config;
 use crate::error::StartError;
 use crate::file;
 use crate::proxy::{Handle, Proxy, SharedSnapshots};
+use crate::resolve::ResolvedConfig;
 use log::{error, info, warn};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
@@ -21,19 +21,11 @@ use std::thread;
 
 /// Binds every worker's listeners (the first worker fixes ports given as 0), so that any
 /// start error is reported before a loop runs.
-pub fn bind(config: &Config) -> Result<Vec<Proxy>, StartError> {
-    let workers = config.global.workers.max(1);
+pub fn bind(config: &ResolvedConfig) -> Result<Vec<Proxy>, StartError> {
+    let workers = config.config().global.workers.max(1);
     let shared: SharedSnapshots = Arc::new(Mutex::new(vec![None; workers]));
     let first = Proxy::bind_worker(config.clone(), 0, Arc::clone(&shared))?;
-    let mut rest = config.clone();
-    let mut bound = first.local_addrs().into_iter();
-    for route in &mut rest.routes {
-        for addr in &mut route.listen {
-            if let Some(actual) = bound.next() {
-                *addr = actual;
-            }
-        }
-    }
+    let rest = config.with_listen(&first.local_addrs());
     let mut proxies = vec![first];
     for worker in 1..workers {
         proxies.push(Proxy::bind_worker(
@@ -122,23 +114,26 @@ fn send_all(handles: &[Handle], command: fn(&Handle) -> io::Result<()>) {
     }
 }
 
-/// Re-reads the configuration file and sends it to every worker; a file that does not parse
-/// or validate changes nothing.
+/// Re-reads the configuration file, resolves its names (here, off the loops) and sends it to
+/// every worker; a file that does not parse, validate or resolve changes nothing.
 fn reload(handles: &[Handle], file: Option<&PathBuf>) {
     let Some(path) = file else {
         warn!("SIGHUP: no configuration file (--config) to reload; ignored");
         return;
     };
-    match file::load(path) {
-        Ok(config) => {
-            info!("SIGHUP: reloading {}", path.display());
-            for handle in handles {
-                if let Err(e) = handle.reload(config.clone()) {
-                    warn!("cannot reach a worker: {e}");
-                }
-            }
+    let config = match file::load(path) {
+        Ok(config) => config,
+        Err(e) => return error!("SIGHUP: {e}; keeping the running configuration"),
+    };
+    let config = match config.resolve() {
+        Ok(config) => config,
+        Err(e) => return error!("SIGHUP: {e}; keeping the running configuration"),
+    };
+    info!("SIGHUP: reloading {}", path.display());
+    for handle in handles {
+        if let Err(e) = handle.reload(config.clone()) {
+            warn!("cannot reach a worker: {e}");
         }
-        Err(e) => error!("SIGHUP: {e}; keeping the running configuration"),
     }
 }
 

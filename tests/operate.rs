@@ -5,8 +5,9 @@
 mod common;
 
 use common::*;
-use ringproxy::config::{Config, LogFormat, Route, UpstreamSpec};
+use ringproxy::config::{Config, Route, UpstreamSpec};
 use ringproxy::proxy::{Handle, Proxy};
+use ringproxy::settings::LogFormat;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread::{self, JoinHandle};
@@ -22,7 +23,8 @@ struct Running {
 impl Running {
     fn start(config: Config) -> Running {
         setup();
-        let proxy = Proxy::bind(config).expect("the proxy binds");
+        let proxy =
+            Proxy::bind(config.prepare().expect("a valid configuration")).expect("the proxy binds");
         let handle = proxy.handle();
         let metrics = proxy.metrics_addr();
         let thread = thread::spawn(move || proxy.run());
@@ -144,9 +146,9 @@ fn reload_adds_removes_and_changes_routes_without_disturbing_streams() {
     // alpha keeps its listener but now forwards to c; beta goes; gamma arrives.
     config.routes[0].listen = vec![alpha];
     config.routes[0].upstreams = vec![UpstreamSpec::from(c.addr)];
-    config.routes[0].idle_timeout = Duration::from_secs(60);
+    config.routes[0].settings.idle_timeout = Duration::from_secs(60);
     config.routes[1] = route("gamma", v4_any_port(), &[b.addr]);
-    proxy.handle.reload(config).unwrap();
+    proxy.handle.reload(config.prepare().unwrap()).unwrap();
     let addrs = proxy.addrs();
     assert_eq!(addrs.len(), 2, "alpha and gamma listen: {addrs:?}");
     assert_eq!(addrs[0], alpha, "a listener that stays keeps its socket");
@@ -181,7 +183,7 @@ fn reload_that_cannot_bind_changes_nothing() {
     broken
         .routes
         .push(route("clash", taken.local_addr().unwrap(), &[b.addr]));
-    proxy.handle.reload(broken).unwrap();
+    proxy.handle.reload(broken.prepare().unwrap()).unwrap();
     assert_eq!(proxy.addrs(), addrs, "nothing changed");
     assert_eq!(open(addrs[0]).1, b'a');
 }
@@ -311,7 +313,7 @@ fn access_log_names_every_ending() {
     let (echo_backend, accepted) = Backend::channel();
     let refusing = Refusing::new();
     let mut config = Config::new(v4_any_port(), vec![UpstreamSpec::from(echo_backend.addr)]);
-    config.route().idle_timeout = Duration::from_millis(300);
+    config.route().settings.idle_timeout = Duration::from_millis(300);
     config.global.access_log = Some(path.to_str().unwrap().to_string());
     let mut failing = route("failing", v4_any_port(), &[refusing.addr]);
     failing.name = "failing".into();
@@ -494,14 +496,14 @@ fn metrics_report_known_traffic_and_reject_bad_requests() {
 fn reload_applies_a_new_idle_timeout_to_new_connections_only() {
     let backend = Backend::echo();
     let mut config = Config::new(v4_any_port(), vec![UpstreamSpec::from(backend.addr)]);
-    config.route().idle_timeout = Duration::from_millis(400);
+    config.route().settings.idle_timeout = Duration::from_millis(400);
     let proxy = Running::start(config.clone());
     let addr = proxy.addrs()[0];
     let mut old = connect(addr);
     round_trip(&mut old, b"old");
     config.route().listen = vec![addr];
-    config.route().idle_timeout = Duration::from_secs(60);
-    proxy.handle.reload(config).unwrap();
+    config.route().settings.idle_timeout = Duration::from_secs(60);
+    proxy.handle.reload(config.prepare().unwrap()).unwrap();
     assert_eq!(proxy.addrs(), vec![addr], "the reload is applied");
     let mut new = connect(addr);
     round_trip(&mut new, b"new");
@@ -568,9 +570,9 @@ fn invalid_configurations_are_refused_at_start_and_on_reload() {
     let backend = Backend::echo();
     let mut no_listen = Config::new(v4_any_port(), vec![UpstreamSpec::from(backend.addr)]);
     no_listen.route().listen.clear();
-    let err = Proxy::bind(no_listen)
-        .err()
-        .expect("no listen address is refused");
+    let err = no_listen
+        .prepare()
+        .expect_err("no listen address is refused");
     assert!(err.to_string().contains("no listen address"), "{err}");
 
     let config = Config::new(v4_any_port(), vec![UpstreamSpec::from(backend.addr)]);
@@ -579,8 +581,13 @@ fn invalid_configurations_are_refused_at_start_and_on_reload() {
     let mut twice = config;
     twice.route().listen = addrs.clone();
     twice.routes.push(twice.routes[0].clone());
-    proxy.handle.reload(twice).unwrap();
-    assert_eq!(proxy.addrs(), addrs, "an invalid reload changes nothing");
+    let err = twice.prepare().expect_err("a name used twice is refused");
+    assert!(err.to_string().contains("unique route name"), "{err}");
+    assert_eq!(
+        proxy.addrs(),
+        addrs,
+        "an invalid reload never reaches the loop"
+    );
     let mut c = connect(addrs[0]);
     round_trip(&mut c, b"still serving");
 }

@@ -5,7 +5,8 @@
 mod common;
 
 use common::*;
-use ringproxy::config::{BalancePolicy, UpstreamSpec};
+use ringproxy::config::UpstreamSpec;
+use ringproxy::settings::BalancePolicy;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
@@ -48,10 +49,9 @@ fn hold(proxy: SocketAddr) -> (TcpStream, u8) {
 }
 
 fn spec(addr: SocketAddr, weight: u32) -> UpstreamSpec {
-    UpstreamSpec {
-        weight,
-        ..UpstreamSpec::from(addr)
-    }
+    let mut spec = UpstreamSpec::from(addr);
+    spec.options.weight = weight;
+    spec
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn weighted_round_robin_distributes_exactly_by_weight() {
 fn least_conn_sends_new_clients_to_the_idle_server() {
     let (a, b) = (named(b'a'), named(b'b'));
     let mut cfg = config(&[a.addr, b.addr]);
-    cfg.route().balance = BalancePolicy::LeastConn;
+    cfg.route().settings.balance = BalancePolicy::LeastConn;
     let proxy = TestProxy::start(cfg);
     let (_first, first) = hold(proxy.addr);
     let (_second, second) = hold(proxy.addr);
@@ -84,7 +84,7 @@ fn ip_hash_keeps_a_client_address_on_one_server() {
     let backends: Vec<Backend> = (b'a'..=b'e').map(named).collect();
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
     let mut cfg = config(&addrs);
-    cfg.route().balance = BalancePolicy::IpHash;
+    cfg.route().settings.balance = BalancePolicy::IpHash;
     let proxy = TestProxy::start(cfg);
     let first = served_by(proxy.addr).unwrap();
     for _ in 0..20 {
@@ -97,9 +97,10 @@ fn per_server_max_conns_overflows_to_other_servers() {
     let (a, b) = (named(b'a'), named(b'b'));
     let mut cfg = config(&[]);
     cfg.route().upstreams = vec![
-        UpstreamSpec {
-            max_conns: Some(2),
-            ..spec(a.addr, 100)
+        {
+            let mut a = spec(a.addr, 100);
+            a.options.max_conns = Some(2);
+            a
         },
         UpstreamSpec::from(b.addr),
     ];
@@ -117,7 +118,7 @@ fn passive_health_fails_over_and_skips_the_dead_server() {
     let dead = Refusing::new();
     let live = named(b'l');
     let mut cfg = config(&[dead.addr, live.addr]);
-    cfg.route().fail_timeout = Duration::from_secs(60);
+    cfg.route().settings.fail_timeout = Duration::from_secs(60);
     let proxy = TestProxy::start(cfg);
     for _ in 0..10 {
         assert_eq!(served_by(proxy.addr), Some(b'l'), "every client is served");
@@ -126,8 +127,8 @@ fn passive_health_fails_over_and_skips_the_dead_server() {
     // every client must still be served.
     drop(proxy);
     let mut cfg = config(&[dead.addr, live.addr]);
-    cfg.route().fail_timeout = Duration::from_secs(60);
-    cfg.route().tries = Some(1);
+    cfg.route().settings.fail_timeout = Duration::from_secs(60);
+    cfg.route().settings.tries = Some(1);
     let proxy = TestProxy::start(cfg);
     let first = served_by(proxy.addr);
     assert!(matches!(first, None | Some(b'l')));
@@ -142,14 +143,12 @@ fn backup_takes_over_when_primaries_fail_and_hands_back_after_fail_timeout() {
     let primary_addr = primary.addr;
     let backup = named(b'k');
     let mut cfg = config(&[]);
-    cfg.route().upstreams = vec![
-        UpstreamSpec::from(primary_addr),
-        UpstreamSpec {
-            backup: true,
-            ..UpstreamSpec::from(backup.addr)
-        },
-    ];
-    cfg.route().fail_timeout = Duration::from_millis(300);
+    cfg.route().upstreams = vec![UpstreamSpec::from(primary_addr), {
+        let mut backup = UpstreamSpec::from(backup.addr);
+        backup.options.backup = true;
+        backup
+    }];
+    cfg.route().settings.fail_timeout = Duration::from_millis(300);
     let proxy = TestProxy::start(cfg);
     for _ in 0..5 {
         assert_eq!(served_by(proxy.addr), Some(b'k'), "backup serves");

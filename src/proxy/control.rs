@@ -1,10 +1,12 @@
 //! Commands from other threads (the signal thread, tests): stop, drain, reload, reopen the
 //! access log. A command is queued and the loop woken through a `mio::Waker`; the loop runs
-//! the queue in order on its next turn, so no loop state is ever shared.
+//! the queue in order on its next turn, so no loop state is ever shared. A reload arrives
+//! validated and resolved: the loop only binds new listeners and applies it.
 
+use super::health::Health;
 use super::{Proxy, RunState, Timer};
-use crate::config::Config;
-use crate::error::CloseReason;
+use crate::error::{CloseReason, StartError};
+use crate::resolve::ResolvedConfig;
 use crate::token;
 use log::{error, info, warn};
 use mio::{Registry, Waker};
@@ -21,7 +23,7 @@ pub enum Command {
     /// Stop accepting, let open connections finish for up to the drain timeout, then stop.
     Drain,
     /// Apply this configuration in place.
-    Reload(Box<Config>),
+    Reload(ResolvedConfig),
     /// Reopen the access log (log rotation).
     ReopenLog,
     /// Report the listen addresses (in route order) on this channel.
@@ -75,8 +77,8 @@ impl Handle {
     }
 
     /// Applies `config` in place.
-    pub fn reload(&self, config: Config) -> io::Result<()> {
-        self.send(Command::Reload(Box::new(config)))
+    pub fn reload(&self, config: ResolvedConfig) -> io::Result<()> {
+        self.send(Command::Reload(config))
     }
 
     /// Reopens the access log.
@@ -109,7 +111,7 @@ impl Proxy {
                     self.state = RunState::Stopped;
                 }
                 Command::Drain => self.drain(now),
-                Command::Reload(config) => match self.reload(*config, now) {
+                Command::Reload(config) => match self.reload(&config, now) {
                     Ok(summary) => info!("configuration reloaded: {summary}"),
                     Err(e) => error!("reload failed, keeping the running configuration: {e}"),
                 },
@@ -132,11 +134,7 @@ impl Proxy {
         if self.state != RunState::Running {
             return;
         }
-        let keys: Vec<usize> = self.listeners.iter().map(|(key, _)| key).collect();
-        for key in keys {
-            let mut listener = self.listeners.remove(key);
-            let _ = self.poll.registry().deregister(&mut listener.socket);
-        }
+        self.listeners.close_all(self.poll.registry());
         let open = self.pairs.len();
         info!(
             "draining: listeners closed, waiting up to {:?} for {open} connection(s)",
@@ -155,14 +153,57 @@ impl Proxy {
             return;
         };
         let cut = self.pairs.len();
-        let keys: Vec<usize> = self.pairs.iter().map(|(key, _)| key).collect();
-        for key in keys {
-            self.close(key, CloseReason::Drained, now);
-        }
+        self.close_all(CloseReason::Drained, now);
         info!(
             "drain timeout: {} connection(s) finished, {cut} cut",
             open_at_start.saturating_sub(cut)
         );
         self.state = RunState::Stopped;
+    }
+}
+
+impl Proxy {
+    /// Applies `config` in place: new routes listen, removed routes stop accepting and let
+    /// their pairs finish, changed pools and settings apply to new connections, listeners
+    /// that stay keep their sockets. If a new address cannot be bound (or the access log
+    /// opened) nothing changes and the error is returned.
+    fn reload(&mut self, config: &ResolvedConfig, now: Instant) -> Result<String, StartError> {
+        if self.state != RunState::Running {
+            return Err(StartError::Setup {
+                what: "reload while stopping",
+                source: io::Error::other("the proxy is draining"),
+            });
+        }
+        let valid = config.config();
+        let wanted = valid.routes.iter().enumerate().flat_map(|(i, route)| {
+            let backlog = route.settings.backlog;
+            route.listen.iter().map(move |&addr| (addr, backlog, i))
+        });
+        let bound = self.listeners.bind_missing(wanted, self.workers() > 1)?;
+        if valid.global.workers != self.global.workers {
+            info!(
+                "workers {} -> {}: takes effect at the next start",
+                self.global.workers, valid.global.workers
+            );
+        }
+        let mut global = valid.global.clone();
+        global.workers = self.global.workers;
+        self.apply_global(&global)?;
+        let applied = self.routes.apply(config);
+        let registry = self.poll.registry();
+        let (opened, closed) =
+            self.listeners
+                .reconcile(&self.routes, &applied.plan, bound, registry);
+        for &route in &applied.plan {
+            Health::schedule(&mut self.routes, route, &mut self.timers, now);
+        }
+        Ok(format!(
+            "{} route(s): {} added, {} removed, {} changed; listeners: {opened} opened, {closed} \
+             closed",
+            applied.plan.len(),
+            applied.added,
+            applied.removed,
+            applied.changed,
+        ))
     }
 }

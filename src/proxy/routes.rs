@@ -1,25 +1,24 @@
-//! Routes at run time, and applying a new configuration in place (reload).
+//! The routes of one loop: each route's settings and its live state (pool, balancer, buffer
+//! pool, counters), and applying a new configuration to them in place (reload).
 //!
-//! A route's index in `Proxy::routes` never changes: pairs, timers and tokens name routes by
-//! index. A route removed by a reload is retired (it stops accepting and checking, its pairs
-//! finish normally) but keeps its slot. Within a pool, a server keeps its index, counters
-//! and health for as long as it stays in the configuration; a removed server is marked
+//! A route's index never changes: pairs, timers and tokens name routes by index. A route
+//! removed by a reload is retired (it stops accepting and checking, its pairs finish
+//! normally) but keeps its slot. Within a pool a server keeps its index, counters and
+//! health for as long as it stays in the configuration; a removed server is marked
 //! `removed` and never picked again, so pairs still using it stay valid.
 
-use super::setup::bind_listener;
-use super::{Proxy, RunState, Timer};
 use crate::balance::Balancer;
-use crate::checks::Probes;
-use crate::config::{Config, Route};
-use crate::error::StartError;
 use crate::health::{ActivePolicy, PassivePolicy};
+use crate::pair::{ConnectPolicy, Failure};
+use crate::resolve::{ResolvedConfig, ResolvedServer};
 use crate::ring::BufferPool;
-use crate::stats::{RouteStats, ServerStats};
-use crate::token;
-use crate::upstream::{Pool, UpstreamId};
-use log::{error, info};
-use mio::net::TcpListener;
-use std::net::SocketAddr;
+use crate::settings::RouteSettings;
+use crate::settings::kinds::Named;
+use crate::stats::RouteStats;
+use crate::upstream::{Pool, Upstream, UpstreamId};
+use log::{info, warn};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::{Index, IndexMut};
 use std::time::{Duration, Instant};
 
 /// Ring buffers a route keeps for reuse when no connection needs them.
@@ -27,16 +26,13 @@ const MAX_FREE_BUFFERS: usize = 256;
 
 /// One route's settings and live state.
 pub(super) struct RouteState {
-    pub settings: Route,
+    pub name: String,
+    pub listen: Vec<SocketAddr>,
+    pub settings: RouteSettings,
     pub pool: Pool,
     pub balancer: Balancer,
-    pub probes: Probes,
     pub buffers: BufferPool,
     pub stats: RouteStats,
-    /// Counters per server, indexed like `pool.servers`.
-    pub servers: Vec<ServerStats>,
-    /// Health-check timers pending, per server (at most one each).
-    pub check_scheduled: Vec<bool>,
     /// Pairs open on this route.
     pub active: usize,
     /// Removed by a reload: accepts nothing, checks nothing, lets its pairs finish.
@@ -44,55 +40,59 @@ pub(super) struct RouteState {
 }
 
 impl RouteState {
-    /// Resolves the pool of `settings` and builds the route's state.
-    pub fn new(settings: Route, seed: u64) -> Result<RouteState, StartError> {
-        let pool = resolve(&settings)?;
-        Ok(RouteState::with_pool(settings, pool, seed))
-    }
-
-    fn with_pool(settings: Route, pool: Pool, seed: u64) -> RouteState {
+    fn new(config: &ResolvedConfig, index: usize, seed: u64) -> RouteState {
+        let route = &config.config().routes[index];
+        let pool = Pool::new(config.servers(index));
         RouteState {
-            balancer: Balancer::new(settings.balance, &pool, seed),
-            probes: Probes::new(pool.len()),
-            buffers: BufferPool::new(settings.buffer_size, MAX_FREE_BUFFERS),
+            name: route.name.clone(),
+            listen: route.listen.clone(),
+            balancer: Balancer::new(route.settings.balance, &pool, seed),
+            buffers: BufferPool::new(route.settings.buffer_size, MAX_FREE_BUFFERS),
+            settings: route.settings.clone(),
             stats: RouteStats::default(),
-            servers: vec![ServerStats::default(); pool.len()],
-            check_scheduled: vec![false; pool.len()],
             active: 0,
             retired: false,
             pool,
-            settings,
         }
     }
 
-    /// Takes `settings` and the freshly resolved `fresh` pool: servers that stay keep their
-    /// index, connections and health; new ones are appended; missing ones are removed.
-    fn reconfigure(&mut self, settings: Route, fresh: Pool, seed: u64) {
+    /// Takes route `index` of `config`: servers that stay keep their index, connections,
+    /// health and counters; new ones are appended; missing ones are removed. True if
+    /// anything changed.
+    fn reconfigure(&mut self, config: &ResolvedConfig, index: usize, seed: u64) -> bool {
+        let route = &config.config().routes[index];
+        let fresh = config.servers(index);
+        let before: Vec<ResolvedServer> = self.configured();
+        let changed =
+            route.settings != self.settings || route.listen != self.listen || before != fresh;
         for server in &mut self.pool.servers {
             server.removed = true;
         }
-        for new in fresh.servers {
+        for new in fresh {
             match self.pool.servers.iter_mut().find(|s| s.addr == new.addr) {
-                Some(old) => {
-                    old.weight = new.weight;
-                    old.max_conns = new.max_conns;
-                    old.backup = new.backup;
-                    old.down = new.down;
-                    old.removed = false;
-                }
-                None => self.pool.servers.push(new),
+                Some(old) => old.configure(new),
+                None => self.pool.servers.push(Upstream::configured(new)),
             }
         }
-        let servers = self.pool.len();
-        self.servers.resize(servers, ServerStats::default());
-        self.check_scheduled.resize(servers, false);
-        self.probes.resize(servers);
-        self.balancer = Balancer::new(settings.balance, &self.pool, seed);
-        if settings.buffer_size != self.settings.buffer_size {
-            self.buffers = BufferPool::new(settings.buffer_size, MAX_FREE_BUFFERS);
+        self.balancer = Balancer::new(route.settings.balance, &self.pool, seed);
+        if route.settings.buffer_size != self.settings.buffer_size {
+            self.buffers = BufferPool::new(route.settings.buffer_size, MAX_FREE_BUFFERS);
         }
-        self.settings = settings;
+        self.settings = route.settings.clone();
+        self.listen = route.listen.clone();
         self.retired = false;
+        changed
+    }
+
+    /// The servers in the configuration now, as resolved.
+    fn configured(&self) -> Vec<ResolvedServer> {
+        let current = self.pool.servers.iter().filter(|s| !s.removed);
+        current
+            .map(|s| ResolvedServer {
+                addr: s.addr,
+                options: s.options(),
+            })
+            .collect()
     }
 
     /// Passive health settings.
@@ -118,15 +118,25 @@ impl RouteState {
             .unwrap_or(self.settings.connect_timeout)
     }
 
-    /// Most servers one client may try.
-    pub fn tries(&self) -> usize {
-        self.settings.tries.unwrap_or(self.pool.len())
+    /// How a new client of this route may try servers.
+    pub fn connect_policy(&self) -> ConnectPolicy {
+        ConnectPolicy {
+            connect_timeout: self.settings.connect_timeout,
+            tries: self.settings.tries.unwrap_or(self.pool.len()),
+            tries_timeout: self.settings.tries_timeout,
+        }
+    }
+
+    /// The server the balancer offers a client at `ip` that has tried `tried`.
+    pub fn pick(&mut self, ip: IpAddr, tried: &[UpstreamId], now: Instant) -> Option<UpstreamId> {
+        self.balancer.pick(&self.pool, ip, tried, now)
     }
 
     /// A connect to `id` started.
     pub fn acquire(&mut self, id: UpstreamId) {
-        self.pool.servers[id].active += 1;
-        self.servers[id].connects += 1;
+        let server = &mut self.pool.servers[id];
+        server.active += 1;
+        server.stats.connects += 1;
         self.balancer.update(&self.pool, id);
     }
 
@@ -136,163 +146,203 @@ impl RouteState {
         self.balancer.update(&self.pool, id);
     }
 
-    /// The servers for the start line: address and any non-default options.
-    pub fn describe_servers(&self) -> String {
-        let described: Vec<String> = self
+    /// A connect to `id` succeeded: passive health forgives its earlier failures.
+    pub fn connected(&mut self, id: UpstreamId) {
+        self.pool.servers[id].passive.record_success();
+    }
+
+    /// The attempt on `id` ended with `why`: releases it and counts the failure. Returns
+    /// when passive health's unavailability ends, if this failure started it.
+    pub fn abandon(&mut self, id: UpstreamId, why: &Failure, now: Instant) -> Option<Instant> {
+        self.release(id);
+        let stats = &mut self.pool.servers[id].stats;
+        match why {
+            Failure::TimedOut => stats.connect_timeouts += 1,
+            Failure::Failed(_) => stats.connect_failures += 1,
+        }
+        let err = match why {
+            Failure::TimedOut => "connect timed out".to_string(),
+            Failure::Failed(e) => e.to_string(),
+        };
+        warn!("connect to upstream {} failed: {err}", self.pool.addr(id));
+        self.count_failure(id, now)
+    }
+
+    /// The connect to `id` failed before it started.
+    pub fn failed_at_once(
+        &mut self,
+        id: UpstreamId,
+        err: &std::io::Error,
+        now: Instant,
+    ) -> Option<Instant> {
+        warn!(
+            "connect to upstream {} failed at once: {err}",
+            self.pool.addr(id)
+        );
+        self.pool.servers[id].stats.connect_failures += 1;
+        self.count_failure(id, now)
+    }
+
+    fn count_failure(&mut self, id: UpstreamId, now: Instant) -> Option<Instant> {
+        let policy = self.passive();
+        let until = self.pool.servers[id].passive.record_failure(policy, now)?;
+        info!(
+            "upstream {} unavailable for {:?}: {} failed connect(s) within {:?}",
+            self.pool.addr(id),
+            policy.fail_timeout,
+            policy.max_fails,
+            policy.fail_timeout
+        );
+        Some(until)
+    }
+
+    /// Logs that passive health's unavailability of `id` ended, if it did.
+    pub fn recovered(&self, id: UpstreamId, now: Instant) {
+        if self.pool.servers[id].passive.is_available(now) && !self.retired {
+            info!(
+                "upstream {} available again: fail-timeout elapsed",
+                self.pool.addr(id)
+            );
+        }
+    }
+
+    /// The route's start line: where it listens, its servers and the main settings.
+    pub fn describe(&self, listening: &[SocketAddr], max_conns: usize, fd_limit: u64) -> String {
+        let servers: Vec<String> = self
             .pool
             .servers
             .iter()
             .filter(|s| !s.removed)
-            .map(|server| {
-                let mut text = server.addr.to_string();
-                if server.weight != 1 {
-                    text += &format!(",weight={}", server.weight);
-                }
-                if let Some(max) = server.max_conns {
-                    text += &format!(",max-conns={max}");
-                }
-                if server.backup {
-                    text += ",backup";
-                }
-                if server.down {
-                    text += ",down";
-                }
-                text
-            })
+            .map(describe_server)
             .collect();
-        described.join(", ")
+        let listen: Vec<String> = listening.iter().map(SocketAddr::to_string).collect();
+        let s = &self.settings;
+        format!(
+            "route {}: listening on {}, upstreams [{}], balance {}, buffer-size {} bytes per \
+             direction, max-conns {max_conns} (descriptor limit {fd_limit}), connect-timeout \
+             {:?}, idle-timeout {:?}",
+            self.name,
+            listen.join(", "),
+            servers.join(", "),
+            s.balance.name(),
+            s.buffer_size,
+            s.connect_timeout,
+            s.idle_timeout,
+        )
     }
 }
 
-/// Resolves a route's pool; more servers than health-check tokens can address is an error.
-fn resolve(settings: &Route) -> Result<Pool, StartError> {
-    let pool = Pool::resolve(&settings.upstreams)?;
-    if pool.len() > token::MAX_SERVERS {
-        return Err(StartError::Setup {
-            what: "address that many servers",
-            source: std::io::Error::other(format!("more than {}", token::MAX_SERVERS)),
-        });
+/// A server for the start line: its address and any non-default options.
+fn describe_server(server: &Upstream) -> String {
+    let mut text = server.addr.to_string();
+    if server.weight != 1 {
+        text += &format!(",weight={}", server.weight);
     }
-    Ok(pool)
+    if let Some(max) = server.max_conns {
+        text += &format!(",max-conns={max}");
+    }
+    if server.backup {
+        text += ",backup";
+    }
+    if server.down {
+        text += ",down";
+    }
+    text
 }
 
-impl Proxy {
-    /// Schedules a health check now for every server of `route` that needs one and has none
-    /// pending.
-    pub(super) fn schedule_checks(&mut self, route: usize, now: Instant) {
-        let state = &mut self.routes[route];
-        if state.settings.health_interval.is_none() || state.retired {
-            return;
-        }
-        for server in 0..state.pool.len() {
-            let s = &state.pool.servers[server];
-            if !s.down && !s.removed && !state.check_scheduled[server] {
-                state.check_scheduled[server] = true;
-                self.timers.schedule(now, Timer::Check { route, server });
-            }
-        }
+/// Every route of a loop, retired ones included, by index.
+pub(super) struct Routes {
+    routes: Vec<RouteState>,
+    seed: u64,
+}
+
+/// What a reload did to the routes.
+pub(super) struct Applied {
+    /// For each route of the new configuration, its index here.
+    pub plan: Vec<usize>,
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+}
+
+impl Routes {
+    /// The routes of `config`; `seed` makes balancers of different workers differ.
+    pub fn new(config: &ResolvedConfig, seed: u64) -> Routes {
+        let routes = (0..config.config().routes.len())
+            .map(|i| RouteState::new(config, i, seed))
+            .collect();
+        Routes { routes, seed }
     }
 
-    /// Applies `config` in place: new routes listen, removed routes stop accepting and let
-    /// their pairs finish, changed pools and settings apply to new connections, listeners
-    /// that stay keep their sockets. If anything fails (a name that does not resolve, an
-    /// address that cannot be bound) nothing changes and the error is returned.
-    pub(super) fn reload(&mut self, config: Config, now: Instant) -> Result<String, StartError> {
-        if self.state != RunState::Running {
-            return Err(StartError::Setup {
-                what: "reload while stopping",
-                source: std::io::Error::other("the proxy is draining"),
-            });
-        }
-        config.validate().map_err(StartError::Invalid)?;
-        let pools = config
-            .routes
-            .iter()
-            .map(resolve)
-            .collect::<Result<Vec<Pool>, _>>()?;
-        let current: Vec<SocketAddr> = self.listeners.iter().map(|(_, l)| l.addr).collect();
-        let mut bound: Vec<(TcpListener, usize)> = Vec::new();
-        let mut plan: Vec<usize> = Vec::new();
-        for (new_index, route) in config.routes.iter().enumerate() {
-            let index = self
-                .routes
-                .iter()
-                .position(|r| r.settings.name == route.name)
-                .unwrap_or(
-                    self.routes.len() + plan.iter().filter(|&&i| i >= self.routes.len()).count(),
-                );
-            plan.push(index);
-            for &addr in route.listen.iter().filter(|a| !current.contains(a)) {
-                let socket = bind_listener(addr, route.backlog, self.workers() > 1)
-                    .map_err(|source| StartError::Bind { addr, source })?;
-                bound.push((socket, new_index));
-            }
-        }
-        if config.global.workers != self.global.workers {
-            info!(
-                "workers {} -> {}: takes effect at the next start",
-                self.global.workers, config.global.workers
-            );
-        }
-        let mut global = config.global.clone();
-        global.workers = self.global.workers;
-        self.apply_global(&global)?;
-
-        let (mut added, mut changed) = (0, 0);
-        for ((route, pool), &index) in config.routes.into_iter().zip(pools).zip(&plan) {
-            if index < self.routes.len() {
-                if self.routes[index].settings != route {
-                    changed += 1;
+    /// Applies `config`: routes are matched by name; new ones are appended, missing ones
+    /// retired.
+    pub fn apply(&mut self, config: &ResolvedConfig) -> Applied {
+        let mut applied = Applied {
+            plan: Vec::new(),
+            added: 0,
+            removed: 0,
+            changed: 0,
+        };
+        for (i, route) in config.config().routes.iter().enumerate() {
+            match self.routes.iter().position(|r| r.name == route.name) {
+                Some(index) => {
+                    let was_retired = self.routes[index].retired;
+                    if self.routes[index].reconfigure(config, i, self.seed) || was_retired {
+                        applied.changed += 1;
+                    }
+                    applied.plan.push(index);
                 }
-                self.routes[index].reconfigure(route, pool, self.seed);
-            } else {
-                added += 1;
-                self.routes
-                    .push(RouteState::with_pool(route, pool, self.seed));
+                None => {
+                    applied.added += 1;
+                    applied.plan.push(self.routes.len());
+                    self.routes.push(RouteState::new(config, i, self.seed));
+                }
             }
         }
-        let mut removed = 0;
         for (index, route) in self.routes.iter_mut().enumerate() {
-            if !plan.contains(&index) && !route.retired {
+            if !applied.plan.contains(&index) && !route.retired {
                 route.retired = true;
-                removed += 1;
+                applied.removed += 1;
             }
         }
-        let routes = &self.routes;
-        let mut closed = Vec::new();
-        for (key, listener) in self.listeners.iter_mut() {
-            let owner = plan
-                .iter()
-                .copied()
-                .find(|&r| routes[r].settings.listen.contains(&listener.addr));
-            match owner {
-                Some(route) => {
-                    listener.route = route;
-                    // listen() again on a listening socket just sets its backlog.
-                    let backlog = routes[route].settings.backlog.min(i32::MAX as u32) as i32;
-                    let _ = socket2::SockRef::from(&listener.socket).listen(backlog);
-                }
-                None => closed.push(key),
-            }
-        }
-        for key in &closed {
-            let mut listener = self.listeners.remove(*key);
-            let _ = self.poll.registry().deregister(&mut listener.socket);
-        }
-        let opened = bound.len();
-        for (socket, new_index) in bound {
-            if let Err(e) = self.add_listener(socket, plan[new_index]) {
-                error!("cannot register a new listener: {e}");
-            }
-        }
-        for &route in &plan {
-            self.schedule_checks(route, now);
-        }
-        Ok(format!(
-            "{} route(s): {added} added, {removed} removed, {changed} changed; \
-             listeners: {opened} opened, {} closed",
-            plan.len(),
-            closed.len()
-        ))
+        applied
+    }
+
+    /// The route that listens on `addr`, among those in force.
+    pub fn owner(&self, addr: SocketAddr) -> Option<usize> {
+        self.routes
+            .iter()
+            .position(|r| !r.retired && r.listen.contains(&addr))
+    }
+
+    /// Every route, retired ones included.
+    pub fn iter(&self) -> impl Iterator<Item = &RouteState> {
+        self.routes.iter()
+    }
+
+    /// Number of route slots.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Total buffer-pool bytes kept for reuse.
+    pub fn free_buffer_bytes(&self) -> u64 {
+        self.routes
+            .iter()
+            .map(|r| r.buffers.free_bytes() as u64)
+            .sum()
+    }
+}
+
+impl Index<usize> for Routes {
+    type Output = RouteState;
+    fn index(&self, i: usize) -> &RouteState {
+        &self.routes[i]
+    }
+}
+
+impl IndexMut<usize> for Routes {
+    fn index_mut(&mut self, i: usize) -> &mut RouteState {
+        &mut self.routes[i]
     }
 }

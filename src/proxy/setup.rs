@@ -1,51 +1,46 @@
-//! Building a loop: resolving routes, binding listeners, the access log and the metrics
-//! listener, and applying process-wide settings (also on reload).
+//! Building a loop: its routes, listeners, access log and metrics listener from a resolved
+//! configuration, and applying process-wide settings (also on reload).
 
 use super::control::Control;
-use super::routes::RouteState;
-use super::serve_metrics::MetricsServer;
-use super::{HOUSEKEEPING, Listener, Proxy, RunState, SharedSnapshots, Timer};
+use super::health::Health;
+use super::listeners::{Listeners, bind_listener};
+use super::metrics_http::MetricsServer;
+use super::routes::Routes;
+use super::{AcceptGate, HOUSEKEEPING, Proxy, RunState, SharedSnapshots, Timer};
 use crate::access_log::AccessLog;
-use crate::config::{Config, Global, default_max_conns};
+use crate::config::{RESERVED_FDS, default_max_conns};
 use crate::error::StartError;
+use crate::resolve::ResolvedConfig;
+use crate::settings::Global;
 use crate::stats::IoStats;
 use crate::timers::Timers;
-use crate::token;
 use log::{info, warn};
-use mio::net::TcpListener;
-use mio::{Interest, Poll};
+use mio::Poll;
 use slab::Slab;
-use socket2::{Domain, Protocol, Socket, Type};
-use std::io;
-use std::net::SocketAddr;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 impl Proxy {
-    /// A single loop serving every route of `config`: resolves the pools, binds the listeners
-    /// and prepares the poller. Logs one info line per route.
-    pub fn bind(config: Config) -> Result<Proxy, StartError> {
+    /// A single loop serving every route of `config`: binds the listeners and prepares the
+    /// poller. Logs one info line per route.
+    pub fn bind(config: ResolvedConfig) -> Result<Proxy, StartError> {
         Proxy::bind_worker(config, 0, Arc::new(Mutex::new(vec![None])))
     }
 
     /// Worker `worker` of `config.global.workers`; worker 0 serves `/metrics` for all of
     /// them from `shared`.
     pub fn bind_worker(
-        config: Config,
+        config: ResolvedConfig,
         worker: usize,
         shared: SharedSnapshots,
     ) -> Result<Proxy, StartError> {
         let setup = |what| move |source| StartError::Setup { what, source };
-        config.validate().map_err(StartError::Invalid)?;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
             ^ worker as u64;
-        let routes = config
-            .routes
-            .iter()
-            .map(|route| RouteState::new(route.clone(), seed))
-            .collect::<Result<Vec<_>, _>>()?;
+        let valid = config.config();
         let poll = Poll::new().map_err(setup("create the poller"))?;
         let control = Control::new(poll.registry()).map_err(setup("create a waker"))?;
         let fd_limit = rlimit::Resource::NOFILE
@@ -55,40 +50,44 @@ impl Proxy {
         let mut proxy = Proxy {
             poll,
             worker,
-            max_conns: 0,
+            gate: AcceptGate::default(),
             fd_limit,
-            global: config.global.clone(),
-            routes,
-            listeners: Slab::new(),
+            global: valid.global.clone(),
+            routes: Routes::new(&config, seed),
+            listeners: Listeners::default(),
+            health: Health::default(),
             pairs: Slab::new(),
+            actions: VecDeque::new(),
             timers: Timers::default(),
             io: IoStats::default(),
             next_id: 0,
-            accept_paused: false,
-            accept_failures: 0,
-            short_of_sockets: false,
             control: Arc::new(control),
             state: RunState::Running,
             ready: Vec::new(),
             access_log: None,
             metrics: None,
             shared,
-            seed,
         };
-        for (index, route) in config.routes.iter().enumerate() {
+        for (index, route) in valid.routes.iter().enumerate() {
             for &addr in &route.listen {
-                let socket = bind_listener(addr, route.backlog, config.global.workers > 1)
+                let socket = bind_listener(addr, route.settings.backlog, valid.global.workers > 1)
                     .map_err(|source| StartError::Bind { addr, source })?;
                 proxy
-                    .add_listener(socket, index)
+                    .listeners
+                    .add(socket, index, proxy.poll.registry())
                     .map_err(setup("register a listener"))?;
             }
         }
-        proxy.apply_global(&config.global)?;
+        proxy.apply_global(&valid.global)?;
         let now = Instant::now();
         for route in 0..proxy.routes.len() {
-            proxy.schedule_checks(route, now);
-            proxy.log_route(route);
+            Health::schedule(&mut proxy.routes, route, &mut proxy.timers, now);
+            let listening = proxy.listeners.of_route(route);
+            let state = &proxy.routes[route];
+            info!(
+                "{}",
+                state.describe(&listening, proxy.gate.max_conns, proxy.fd_limit)
+            );
         }
         proxy
             .timers
@@ -98,16 +97,16 @@ impl Proxy {
 
     /// Applies the process-wide settings: connection limit, access log, metrics listener.
     pub(super) fn apply_global(&mut self, global: &Global) -> Result<(), StartError> {
-        self.max_conns = global
+        self.gate.max_conns = global
             .max_conns
             .unwrap_or(default_max_conns(self.fd_limit))
             .div_ceil(self.workers());
-        let needed = (self.max_conns * self.workers()) as u64 * 2 + crate::config::RESERVED_FDS;
+        let needed = (self.gate.max_conns * self.workers()) as u64 * 2 + RESERVED_FDS;
         if needed > self.fd_limit {
             warn!(
                 "max-conns {} needs about {needed} descriptors but the limit is {}; \
                  accepts will pause when descriptors run out",
-                self.max_conns * self.workers(),
+                self.gate.max_conns * self.workers(),
                 self.fd_limit
             );
         }
@@ -138,71 +137,4 @@ impl Proxy {
         self.global = global.clone();
         Ok(())
     }
-
-    pub(super) fn add_listener(
-        &mut self,
-        mut socket: TcpListener,
-        route: usize,
-    ) -> io::Result<SocketAddr> {
-        let addr = socket.local_addr()?;
-        let entry = self.listeners.vacant_entry();
-        self.poll.registry().register(
-            &mut socket,
-            token::listener(entry.key()),
-            Interest::READABLE,
-        )?;
-        entry.insert(Listener {
-            socket,
-            addr,
-            route,
-            pending: true,
-        });
-        Ok(addr)
-    }
-
-    fn log_route(&self, route: usize) {
-        let state = &self.routes[route];
-        let listen: Vec<String> = self
-            .listeners
-            .iter()
-            .filter(|(_, l)| l.route == route)
-            .map(|(_, l)| l.addr.to_string())
-            .collect();
-        let settings = &state.settings;
-        info!(
-            "route {}: listening on {}, upstreams [{}], balance {}, buffer-size {} bytes per \
-             direction, max-conns {} (descriptor limit {}), connect-timeout {:?}, idle-timeout {:?}",
-            settings.name,
-            listen.join(", "),
-            state.describe_servers(),
-            settings.balance.as_str(),
-            settings.buffer_size,
-            self.max_conns,
-            self.fd_limit,
-            settings.connect_timeout,
-            settings.idle_timeout,
-        );
-    }
-}
-
-/// Binds a non-blocking listener with `SO_REUSEADDR` (and `IPV6_V6ONLY` for IPv6, as nginx
-/// does, so `0.0.0.0:P` and `[::]:P` can coexist). With several workers each binds its own
-/// listener with `SO_REUSEPORT` and the kernel spreads connections between them.
-pub(super) fn bind_listener(
-    addr: SocketAddr,
-    backlog: u32,
-    reuse_port: bool,
-) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
-    socket.set_nonblocking(true)?;
-    Ok(TcpListener::from_std(socket.into()))
 }

@@ -99,19 +99,19 @@ impl Settings {
 
     /// Bytes per direction per pair.
     pub fn buffer_size(mut self, bytes: usize) -> Settings {
-        self.config.route().buffer_size = bytes;
+        self.config.route().settings.buffer_size = bytes;
         self
     }
 
     /// Time allowed for one upstream connect.
     pub fn connect_timeout(mut self, timeout: Duration) -> Settings {
-        self.config.route().connect_timeout = timeout;
+        self.config.route().settings.connect_timeout = timeout;
         self
     }
 
     /// Time a pair may move no byte before it is closed.
     pub fn idle_timeout(mut self, timeout: Duration) -> Settings {
-        self.config.route().idle_timeout = timeout;
+        self.config.route().settings.idle_timeout = timeout;
         self
     }
 
@@ -144,7 +144,8 @@ impl TestProxy {
     /// Binds `config` and runs the loop in a new thread.
     pub fn start(config: Config) -> TestProxy {
         setup();
-        let proxy = Proxy::bind(config).expect("the proxy binds");
+        let proxy =
+            Proxy::bind(config.prepare().expect("a valid configuration")).expect("the proxy binds");
         let addr = proxy.local_addr();
         let stopper = proxy.handle();
         let handle = thread::Builder::new()

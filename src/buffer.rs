@@ -1,0 +1,71 @@
+//! The per-direction buffer interface: what one direction of a pair needs from the buffer
+//! between its source and its destination.
+//!
+//! A direction reads its source into the buffer while it has room, writes the buffer to its
+//! destination while it holds bytes, and reports its fill level and capacity for metrics and
+//! the access log. Storage comes from a per-route pool only while bytes are in flight, so an
+//! idle connection holds none. [`Ring`] with [`BufferPool`] implements it in user space; a
+//! kernel pipe is the second implementation the splice engine adds.
+//!
+//! Invariants every implementation keeps: `len() <= capacity()`; bytes come out in the order
+//! they went in; storage is returned only while empty; `capacity()` is 0 without storage.
+
+use crate::io::{self, Progress};
+use crate::ring::{BufferPool, Ring};
+use crate::stats::IoStats;
+use std::io::{Read, Write};
+
+/// One direction's buffer.
+pub trait Buffer {
+    /// Where storage comes from and goes back to.
+    type Pool;
+
+    /// Bytes held now.
+    fn len(&self) -> usize;
+    /// Most bytes it can hold with its storage (0 without).
+    fn capacity(&self) -> usize;
+    /// True when it has storage from the pool.
+    fn has_storage(&self) -> bool;
+    /// True when no byte is held.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// True when no byte more can be read in (also without storage).
+    fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+    /// Takes storage from `pool` unless it has some already: call before reading.
+    fn take_storage(&mut self, pool: &mut Self::Pool);
+    /// Gives its storage back to `pool` if it is empty: call after a round of I/O.
+    fn return_storage(&mut self, pool: &mut Self::Pool);
+    /// Reads from `src` until full, the source would block, ends or fails.
+    fn fill_from<R: Read>(&mut self, src: &mut R, io: &mut IoStats) -> Progress;
+    /// Writes to `dst` until empty, the destination would block or fails.
+    fn drain_into<W: Write>(&mut self, dst: &mut W, io: &mut IoStats) -> Progress;
+}
+
+impl Buffer for Ring {
+    type Pool = BufferPool;
+
+    fn len(&self) -> usize {
+        Ring::len(self)
+    }
+    fn capacity(&self) -> usize {
+        Ring::capacity(self)
+    }
+    fn has_storage(&self) -> bool {
+        Ring::has_storage(self)
+    }
+    fn take_storage(&mut self, pool: &mut BufferPool) {
+        pool.fill(self);
+    }
+    fn return_storage(&mut self, pool: &mut BufferPool) {
+        pool.reclaim(self);
+    }
+    fn fill_from<R: Read>(&mut self, src: &mut R, stats: &mut IoStats) -> Progress {
+        io::fill_from(self, src, stats)
+    }
+    fn drain_into<W: Write>(&mut self, dst: &mut W, stats: &mut IoStats) -> Progress {
+        io::drain_into(self, dst, stats)
+    }
+}

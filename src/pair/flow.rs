@@ -1,0 +1,250 @@
+//! The data path of a pair: its two ends, the two directions between them, and one round of
+//! forwarding a direction through its [`Buffer`].
+//!
+//! Invariants: a direction reads from its source only while the source is `Open` and the
+//! buffer has room (backpressure); FIN is passed on (`shutdown(Write)`) only after the
+//! buffer has drained; a direction's flow only moves forward (`Open` → `Eof` → `Shut`).
+
+use crate::buffer::Buffer;
+use crate::connect::ConnectCheck;
+use crate::error::CloseReason;
+use crate::io::Stop;
+use crate::stats::IoStats;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+/// Which end of a pair a socket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The accepted client connection.
+    Client = 0,
+    /// The connection the proxy opened to an upstream server.
+    Upstream = 1,
+}
+
+impl Side {
+    /// The other end of the pair.
+    pub fn peer(self) -> Side {
+        match self {
+            Side::Client => Side::Upstream,
+            Side::Upstream => Side::Client,
+        }
+    }
+
+    /// The close reason when this side resets or fails.
+    pub fn reset(self) -> CloseReason {
+        match self {
+            Side::Client => CloseReason::ClientReset,
+            Side::Upstream => CloseReason::UpstreamReset,
+        }
+    }
+}
+
+/// A byte stream the pair can pump: a socket, or a scripted fake in tests.
+pub trait Stream: Read + Write {
+    /// Sends FIN: no more bytes will be written.
+    fn shutdown_write(&mut self) -> io::Result<()>;
+    /// Whether a connecting socket has finished, after an event.
+    fn connect_check(&self) -> ConnectCheck;
+    /// The error pending on the socket, if any (after an error event).
+    fn take_error(&self) -> Option<io::Error>;
+}
+
+impl Stream for mio::net::TcpStream {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+    fn connect_check(&self) -> ConnectCheck {
+        crate::connect::check(self)
+    }
+    fn take_error(&self) -> Option<io::Error> {
+        mio::net::TcpStream::take_error(self).ok().flatten()
+    }
+}
+
+/// What an event said about a socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// A read may make progress.
+    pub readable: bool,
+    /// A write may make progress.
+    pub writable: bool,
+    /// The peer's FIN was announced.
+    pub read_closed: bool,
+    /// An error is pending on the socket.
+    pub error: bool,
+}
+
+/// One socket of a pair and the readiness seen but not yet used up.
+///
+/// Edge-triggered readiness: an event sets a flag, only `WouldBlock` (or a short read or
+/// write) clears it. A flag that stays set while the buffer is full (or empty) is what lets
+/// a pair resume without a new event.
+#[derive(Debug)]
+pub struct End<S> {
+    /// The socket.
+    pub stream: S,
+    /// A read may make progress.
+    pub readable: bool,
+    /// A write may make progress.
+    pub writable: bool,
+    /// The peer's FIN (or an error) was announced: read until end of stream even after a
+    /// short read. Cleared only by a read that would block.
+    pub read_closed: bool,
+}
+
+impl<S> End<S> {
+    /// A fresh end; nothing is known to be ready until an event says so.
+    pub fn new(stream: S) -> End<S> {
+        End {
+            stream,
+            readable: false,
+            writable: false,
+            read_closed: false,
+        }
+    }
+
+    /// Takes in what an event said.
+    pub fn mark(&mut self, r: Readiness) {
+        self.readable |= r.readable;
+        self.read_closed |= r.read_closed || r.error;
+        self.writable |= r.writable || r.error;
+    }
+}
+
+/// State of one direction, named after its source side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// The source may still send; it is read while the buffer has room.
+    Open,
+    /// The source sent FIN; the buffer is draining towards the destination.
+    Eof,
+    /// The buffer drained and FIN was passed on (`shutdown(Write)` on the destination).
+    Shut,
+}
+
+/// One direction: its buffer, its flow, the bytes it delivered and how backpressure hit it.
+#[derive(Debug)]
+pub struct Direction<B> {
+    buffer: B,
+    flow: Flow,
+    delivered: u64,
+    peak: u32,
+    stalled: Duration,
+    stalled_since: Option<Instant>,
+}
+
+impl<B: Buffer + Default> Default for Direction<B> {
+    fn default() -> Self {
+        Direction {
+            buffer: B::default(),
+            flow: Flow::Open,
+            delivered: 0,
+            peak: 0,
+            stalled: Duration::ZERO,
+            stalled_since: None,
+        }
+    }
+}
+
+impl<B: Buffer> Direction<B> {
+    /// The buffer between source and destination.
+    pub fn buffer(&self) -> &B {
+        &self.buffer
+    }
+
+    /// Whether the source is still open.
+    pub fn flow(&self) -> Flow {
+        self.flow
+    }
+
+    /// Bytes written to the destination so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Most bytes the buffer held at once.
+    pub fn peak(&self) -> usize {
+        self.peak as usize
+    }
+
+    /// Time the buffer spent full (reading from the source stopped), counting a stall still
+    /// in progress at `now`.
+    pub fn stalled_until(&self, now: Instant) -> Duration {
+        self.stalled
+            + self
+                .stalled_since
+                .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
+    }
+
+    /// After a pump at `now`: starts or ends a backpressure stall, and gives the storage of
+    /// an empty buffer back.
+    pub(super) fn settle(&mut self, now: Instant, pool: &mut B::Pool) {
+        if self.buffer.is_full() && self.buffer.has_storage() {
+            self.stalled_since.get_or_insert(now);
+        } else if let Some(since) = self.stalled_since.take() {
+            self.stalled += now.saturating_duration_since(since);
+        }
+        self.buffer.return_storage(pool);
+    }
+
+    /// One round: read the source into the buffer, write the buffer to the destination (if
+    /// there is one yet), pass FIN on once drained. `Ok(true)` if anything changed; `Err` is
+    /// the reason to close. `first_fin` records which side sent FIN first.
+    pub(super) fn forward<S: Stream>(
+        &mut self,
+        src: &mut End<S>,
+        dst: Option<&mut End<S>>,
+        src_side: Side,
+        first_fin: &mut Option<Side>,
+        pool: &mut B::Pool,
+        io: &mut IoStats,
+    ) -> Result<bool, CloseReason> {
+        let mut progressed = false;
+        let may_read = self.flow == Flow::Open && (src.readable || src.read_closed);
+        if may_read {
+            self.buffer.take_storage(pool);
+        }
+        if may_read && !self.buffer.is_full() {
+            let p = self.buffer.fill_from(&mut src.stream, io);
+            progressed |= p.moved > 0;
+            self.peak = self.peak.max(self.buffer.len() as u32);
+            match p.stop {
+                Stop::Drained => src.readable = false,
+                Stop::WouldBlock => {
+                    src.readable = false;
+                    src.read_closed = false;
+                }
+                Stop::Full | Stop::Empty => {}
+                Stop::Eof => {
+                    self.flow = Flow::Eof;
+                    first_fin.get_or_insert(src_side);
+                    progressed = true;
+                }
+                Stop::Reset | Stop::Failed(_) => return Err(src_side.reset()),
+            }
+        }
+        let Some(dst) = dst else {
+            return Ok(progressed);
+        };
+        if dst.writable && !self.buffer.is_empty() {
+            let p = self.buffer.drain_into(&mut dst.stream, io);
+            progressed |= p.moved > 0;
+            self.delivered += p.moved as u64;
+            match p.stop {
+                Stop::WouldBlock | Stop::Drained => dst.writable = false,
+                Stop::Empty | Stop::Full | Stop::Eof => {}
+                Stop::Reset | Stop::Failed(_) => return Err(src_side.peer().reset()),
+            }
+        }
+        if self.flow == Flow::Eof && self.buffer.is_empty() {
+            dst.stream
+                .shutdown_write()
+                .map_err(|_| src_side.peer().reset())?;
+            self.flow = Flow::Shut;
+            progressed = true;
+        }
+        Ok(progressed)
+    }
+}

@@ -1,0 +1,506 @@
+//! A proxied connection as a state machine: the client, its upstream, one buffer per
+//! direction, and the lifecycle from accept to close.
+//!
+//! The pair owns its lifecycle but no clock and no poller (quinn-proto's shape): the loop
+//! tells it what happened — [`Pair::start`] after accept, [`Pair::on_ready`] on a socket
+//! event, [`Pair::connecting`] and friends with the outcome of a [`Action::Connect`] it asked
+//! for, [`Pair::on_timer`] when a wake-up it asked for is due — always with `now`, and carries
+//! out the [`Action`]s each call pushes, in order: connect to a server, give up an attempt,
+//! wake me at an instant, pump me again, close with a reason. Sockets are anything
+//! [`Stream`], so the whole lifecycle is unit-tested with scripted fakes and a virtual clock.
+//!
+//! Phases: [`Phase::Preread`] (accepted; nothing needs to be read before choosing an upstream
+//! yet — the place for a PROXY header or a TLS ClientHello), [`Phase::Connecting`] (client
+//! bytes wait in the buffer towards the upstream while attempts run, within `tries`,
+//! `tries_timeout` and `connect_timeout`), [`Phase::Streaming`]. Invariants: at most one
+//! attempt is in flight, and it has an upstream socket and a server; a server is never tried
+//! twice for one client; every attempt that ends unsuccessfully is handed back exactly once
+//! (`Abandon`); `Close` is the last action a pair ever pushes.
+
+mod flow;
+#[cfg(test)]
+mod tests;
+
+pub use flow::{Direction, End, Flow, Readiness, Side, Stream};
+
+use crate::buffer::Buffer;
+use crate::connect::ConnectCheck;
+use crate::error::CloseReason;
+use crate::ring::Ring;
+use crate::stats::IoStats;
+use crate::upstream::UpstreamId;
+use log::debug;
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Pump rounds per call before a busy pair yields to the others (fairness): each round moves
+/// up to a buffer's worth each way, so 64 rounds is 1 MiB per direction with 16 KiB rings.
+pub const MAX_PUMP_ROUNDS: usize = 64;
+
+/// How long a client whose upstream socket could not be created (no descriptors, no memory)
+/// waits before its next try.
+pub const LOCAL_RETRY: Duration = Duration::from_millis(50);
+
+/// Where the pair is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepted; the upstream is not chosen yet.
+    Preread,
+    /// Attempt `attempt` (1-based) is in flight, or, with no upstream socket, the next one
+    /// waits to start.
+    Connecting {
+        /// How many servers this client has tried, the current one included.
+        attempt: u32,
+    },
+    /// Both sockets carry data.
+    Streaming,
+}
+
+/// A wake-up a pair asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PairTimer {
+    /// The idle timeout may have passed.
+    Idle,
+    /// Connect attempt `attempt` may have timed out.
+    Connect {
+        /// The attempt it is about.
+        attempt: u32,
+    },
+    /// A deferred attempt may start.
+    Retry,
+}
+
+/// Why an attempt was given up.
+#[derive(Debug)]
+pub enum Failure {
+    /// The connect failed (refused, unreachable, reset).
+    Failed(io::Error),
+    /// The connect timeout passed.
+    TimedOut,
+}
+
+/// What the loop must do for a pair, in the order the pair pushed them.
+#[derive(Debug)]
+pub enum Action<S> {
+    /// Choose a server not in [`Pair::tried`], open a socket to it and call
+    /// [`Pair::connecting`]; or say why not with [`Pair::no_server`], [`Pair::defer`] or
+    /// [`Pair::failed_at_once`].
+    Connect,
+    /// The connect to this server succeeded (passive health forgives its failures).
+    Connected(UpstreamId),
+    /// The attempt on `server` is over: drop `stream` and count `why` against the server.
+    Abandon {
+        /// The server tried.
+        server: UpstreamId,
+        /// Its socket, to deregister and drop.
+        stream: S,
+        /// What went wrong.
+        why: Failure,
+    },
+    /// Call [`Pair::on_timer`] with the timer at the instant.
+    Wake(Instant, PairTimer),
+    /// Pump again next turn without waiting for an event (fairness).
+    Yield,
+    /// Tear the pair down for this reason; nothing follows.
+    Close(CloseReason),
+}
+
+/// The queue a pair pushes actions into; the loop owns one and drains it after each call.
+pub type Actions<S> = VecDeque<Action<S>>;
+
+/// How many servers a client may try, and for how long (from its route when it arrived).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectPolicy {
+    /// Time allowed for one attempt.
+    pub connect_timeout: Duration,
+    /// Most servers tried.
+    pub tries: usize,
+    /// No new attempt once the client has waited this long.
+    pub tries_timeout: Option<Duration>,
+}
+
+/// What only a pair without an established upstream needs (freed once streaming, so an idle
+/// established pair does not carry it).
+#[derive(Debug)]
+struct Attempts {
+    policy: ConnectPolicy,
+    /// Servers tried, in order; the last is in flight while there is an upstream socket.
+    tried: Vec<UpstreamId>,
+}
+
+/// A client connection and its upstream connection, with a buffer per direction.
+///
+/// Getters: [`Pair::id`], [`Pair::route`], [`Pair::phase`], [`Pair::client_addr`],
+/// [`Pair::server`], [`Pair::tried`], [`Pair::to_upstream`], [`Pair::to_client`], times.
+/// Inputs: [`Pair::start`], [`Pair::on_ready`], [`Pair::pump`], [`Pair::on_timer`], and the
+/// answers to `Connect`. Every input takes `now` (monotonic) and an [`Actions`] queue.
+#[derive(Debug)]
+pub struct Pair<S, B = Ring> {
+    id: u64,
+    route: u32,
+    /// Whole milliseconds (at most 30 days, so they fit).
+    idle_timeout_ms: u32,
+    phase: Phase,
+    first_fin: Option<Side>,
+    client: End<S>,
+    upstream: Option<End<S>>,
+    server: Option<UpstreamId>,
+    attempts: Option<Box<Attempts>>,
+    client_addr: SocketAddr,
+    started: Instant,
+    connected: Option<Instant>,
+    last_active: Instant,
+    to_upstream: Direction<B>,
+    to_client: Direction<B>,
+}
+
+impl<S: Stream, B: Buffer + Default> Pair<S, B> {
+    /// A pair for a client accepted at `now` on route `route`; call [`Pair::start`] next.
+    /// `id` is unique over the loop's life (it tells a reused slab key from this pair).
+    pub fn new(
+        id: u64,
+        route: usize,
+        client: S,
+        client_addr: SocketAddr,
+        idle_timeout: Duration,
+        policy: ConnectPolicy,
+        now: Instant,
+    ) -> Self {
+        Pair {
+            id,
+            route: route as u32,
+            idle_timeout_ms: idle_timeout.as_millis().min(u128::from(u32::MAX)) as u32,
+            phase: Phase::Preread,
+            first_fin: None,
+            client: End::new(client),
+            upstream: None,
+            server: None,
+            attempts: Some(Box::new(Attempts {
+                policy,
+                tried: Vec::new(),
+            })),
+            client_addr,
+            started: now,
+            connected: None,
+            last_active: now,
+            to_upstream: Direction::default(),
+            to_client: Direction::default(),
+        }
+    }
+}
+
+impl<S: Stream, B: Buffer> Pair<S, B> {
+    // ---- getters ----------------------------------------------------------------------
+
+    /// Unique over the loop's life.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Index of the route that accepted the client.
+    pub fn route(&self) -> usize {
+        self.route as usize
+    }
+
+    /// Where the pair is in its life.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The client's address.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// The server of the attempt in flight or of the established upstream.
+    pub fn server(&self) -> Option<UpstreamId> {
+        self.server
+    }
+
+    /// Servers tried so far (empty once streaming: no longer needed).
+    pub fn tried(&self) -> &[UpstreamId] {
+        self.attempts.as_ref().map_or(&[], |a| &a.tried)
+    }
+
+    /// Client → upstream.
+    pub fn to_upstream(&self) -> &Direction<B> {
+        &self.to_upstream
+    }
+
+    /// Upstream → client.
+    pub fn to_client(&self) -> &Direction<B> {
+        &self.to_client
+    }
+
+    /// The socket of `side`, if it has one.
+    pub fn stream(&self, side: Side) -> Option<&S> {
+        match side {
+            Side::Client => Some(&self.client.stream),
+            Side::Upstream => self.upstream.as_ref().map(|end| &end.stream),
+        }
+    }
+
+    /// When the client was accepted.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// How long the upstream connect took, once established.
+    pub fn connect_time(&self) -> Option<Duration> {
+        self.connected
+            .map(|at| at.saturating_duration_since(self.started))
+    }
+
+    /// The idle timeout in force for this pair (a reload does not change it).
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.idle_timeout_ms))
+    }
+
+    /// When the idle timeout passes if no byte moves before.
+    pub fn idle_deadline(&self) -> Instant {
+        self.last_active + self.idle_timeout()
+    }
+
+    // ---- inputs -----------------------------------------------------------------------
+
+    /// Right after accept: asks for the idle wake-up and, since nothing needs to be read
+    /// first yet, for a server.
+    pub fn start(&mut self, _now: Instant, out: &mut Actions<S>) {
+        out.push_back(Action::Wake(self.idle_deadline(), PairTimer::Idle));
+        out.push_back(Action::Connect);
+    }
+
+    /// An event on `side`: records the readiness, finishes a connect, or moves bytes.
+    pub fn on_ready(
+        &mut self,
+        side: Side,
+        readiness: Readiness,
+        now: Instant,
+        pool: &mut B::Pool,
+        io: &mut IoStats,
+        out: &mut Actions<S>,
+    ) {
+        let end = match side {
+            Side::Client => &mut self.client,
+            Side::Upstream => match self.upstream.as_mut() {
+                Some(end) => end,
+                None => return,
+            },
+        };
+        end.mark(readiness);
+        if side == Side::Upstream && matches!(self.phase, Phase::Connecting { .. }) {
+            match end.stream.connect_check() {
+                ConnectCheck::Pending => return,
+                ConnectCheck::Failed(e) => return self.abandon(Failure::Failed(e), now, out),
+                ConnectCheck::Connected => {
+                    end.writable = true;
+                    self.phase = Phase::Streaming;
+                    self.connected = Some(now);
+                    self.attempts = None;
+                    if let Some(server) = self.server {
+                        out.push_back(Action::Connected(server));
+                    }
+                }
+            }
+        } else if readiness.error
+            && let Some(e) = end.stream.take_error()
+        {
+            debug!("{side:?} socket of {} failed: {e}", self.client_addr);
+            out.push_back(Action::Close(side.reset()));
+            return;
+        }
+        self.pump(now, pool, io, out);
+    }
+
+    /// Moves every byte that can move now and passes FINs on; pushes `Close` when done,
+    /// `Yield` when it still has work after [`MAX_PUMP_ROUNDS`], nothing otherwise.
+    ///
+    /// Before streaming only the client is read (early bytes wait for the upstream). Safe
+    /// to call spuriously. Buffer storage comes from `pool` before a read and goes back once
+    /// a buffer is empty.
+    pub fn pump(
+        &mut self,
+        now: Instant,
+        pool: &mut B::Pool,
+        io: &mut IoStats,
+        out: &mut Actions<S>,
+    ) {
+        let outcome = self.pump_rounds(now, pool, io);
+        self.to_upstream.settle(now, pool);
+        self.to_client.settle(now, pool);
+        match outcome {
+            Ok(true) => out.push_back(Action::Yield),
+            Ok(false) => {
+                if let Some(reason) = self.finished() {
+                    out.push_back(Action::Close(reason));
+                }
+            }
+            Err(reason) => out.push_back(Action::Close(reason)),
+        }
+    }
+
+    /// A wake-up it asked for is due (or stale: then nothing happens).
+    pub fn on_timer(&mut self, timer: PairTimer, now: Instant, out: &mut Actions<S>) {
+        match timer {
+            PairTimer::Idle => {
+                let deadline = self.idle_deadline();
+                if deadline <= now {
+                    out.push_back(Action::Close(CloseReason::IdleTimeout));
+                } else {
+                    out.push_back(Action::Wake(deadline, PairTimer::Idle));
+                }
+            }
+            PairTimer::Connect { attempt } => {
+                if self.phase == (Phase::Connecting { attempt }) && self.upstream.is_some() {
+                    self.abandon(Failure::TimedOut, now, out);
+                }
+            }
+            PairTimer::Retry => {
+                if matches!(self.phase, Phase::Preread | Phase::Connecting { .. })
+                    && self.upstream.is_none()
+                {
+                    self.next_attempt(now, out);
+                }
+            }
+        }
+    }
+
+    // ---- answers to `Connect` ---------------------------------------------------------
+
+    /// A connect to `server` started on `stream`: asks to be woken at its timeout.
+    pub fn connecting(
+        &mut self,
+        server: UpstreamId,
+        stream: S,
+        now: Instant,
+        out: &mut Actions<S>,
+    ) {
+        debug_assert!(self.upstream.is_none(), "one attempt at a time");
+        let Some(attempts) = self.attempts.as_mut() else {
+            return;
+        };
+        attempts.tried.push(server);
+        let attempt = attempts.tried.len() as u32;
+        self.upstream = Some(End::new(stream));
+        self.server = Some(server);
+        self.phase = Phase::Connecting { attempt };
+        let deadline = now + attempts.policy.connect_timeout;
+        out.push_back(Action::Wake(deadline, PairTimer::Connect { attempt }));
+    }
+
+    /// The connect to `server` failed before it started (the loop counted it against the
+    /// server): the next server, if any is left.
+    pub fn failed_at_once(&mut self, server: UpstreamId, now: Instant, out: &mut Actions<S>) {
+        if let Some(attempts) = self.attempts.as_mut() {
+            attempts.tried.push(server);
+        }
+        self.next_attempt(now, out);
+    }
+
+    /// No server can take this client.
+    pub fn no_server(&mut self, out: &mut Actions<S>) {
+        out.push_back(Action::Close(CloseReason::ConnectFailed));
+    }
+
+    /// No upstream socket could be created here (descriptors, memory): not the server's
+    /// fault and not a try. Waits [`LOCAL_RETRY`] and tries again, within the connect timeout.
+    pub fn defer(&mut self, now: Instant, out: &mut Actions<S>) {
+        let timeout = self
+            .attempts
+            .as_ref()
+            .map_or(Duration::ZERO, |a| a.policy.connect_timeout);
+        if now.saturating_duration_since(self.started) >= timeout {
+            out.push_back(Action::Close(CloseReason::ConnectFailed));
+        } else {
+            out.push_back(Action::Wake(now + LOCAL_RETRY, PairTimer::Retry));
+        }
+    }
+
+    // ---- the lifecycle ----------------------------------------------------------------
+
+    /// Hands the attempt in flight back (`Abandon`) and moves on to the next server.
+    fn abandon(&mut self, why: Failure, now: Instant, out: &mut Actions<S>) {
+        if let (Some(end), Some(server)) = (self.upstream.take(), self.server.take()) {
+            out.push_back(Action::Abandon {
+                server,
+                stream: end.stream,
+                why,
+            });
+        }
+        self.next_attempt(now, out);
+    }
+
+    /// Asks for another server, unless `tries` servers were tried or `tries_timeout` passed.
+    fn next_attempt(&mut self, now: Instant, out: &mut Actions<S>) {
+        let Some(attempts) = self.attempts.as_ref() else {
+            return;
+        };
+        let waited = now.saturating_duration_since(self.started);
+        let out_of_time = !attempts.tried.is_empty()
+            && attempts
+                .policy
+                .tries_timeout
+                .is_some_and(|limit| waited >= limit);
+        if attempts.tried.len() >= attempts.policy.tries || out_of_time {
+            out.push_back(Action::Close(CloseReason::ConnectFailed));
+        } else {
+            out.push_back(Action::Connect);
+        }
+    }
+
+    /// Pump rounds until nothing moves: `Ok(true)` if the round cap was hit with work left.
+    fn pump_rounds(
+        &mut self,
+        now: Instant,
+        pool: &mut B::Pool,
+        io: &mut IoStats,
+    ) -> Result<bool, CloseReason> {
+        let streaming = self.phase == Phase::Streaming;
+        for _ in 0..MAX_PUMP_ROUNDS {
+            let upstream = if streaming {
+                self.upstream.as_mut()
+            } else {
+                None
+            };
+            let up = self.to_upstream.forward(
+                &mut self.client,
+                upstream,
+                Side::Client,
+                &mut self.first_fin,
+                pool,
+                io,
+            )?;
+            let down = match (streaming, self.upstream.as_mut()) {
+                (true, Some(upstream)) => self.to_client.forward(
+                    upstream,
+                    Some(&mut self.client),
+                    Side::Upstream,
+                    &mut self.first_fin,
+                    pool,
+                    io,
+                )?,
+                _ => false,
+            };
+            if !(up || down) {
+                return Ok(false);
+            }
+            self.last_active = now;
+        }
+        Ok(true)
+    }
+
+    /// The "done" rule: finished when both directions passed their FIN on.
+    fn finished(&self) -> Option<CloseReason> {
+        match (
+            self.to_upstream.flow(),
+            self.to_client.flow(),
+            self.first_fin,
+        ) {
+            (Flow::Shut, Flow::Shut, Some(Side::Upstream)) => Some(CloseReason::UpstreamClosed),
+            (Flow::Shut, Flow::Shut, _) => Some(CloseReason::ClientClosed),
+            (Flow::Open | Flow::Eof | Flow::Shut, Flow::Open | Flow::Eof | Flow::Shut, _) => None,
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! The event loop: one `mio::Poll` and the parts it drives — the listeners, the routes with
+//! their servers, the slab of pairs, the timers, the health checks, and the operator's side
+//! (commands, access log, metrics).
+//!
+//! The loop orchestrates and the pair decides: each turn polls (the timeout comes from the
+//! nearest deadline), hands every event to its part — a pair's to [`Pair::on_ready`] —
+//! fires due timers, then accepts while below `max_conns` (after the batch, so a freed slab
+//! key never receives a stale event from the same batch). What a pair asks for comes back
+//! as [`Action`]s, which [`Proxy::act`] carries out in order. Every socket is registered
+//! once for readable|writable. The parts: `listeners.rs`, `routes.rs` (routes, servers,
+//! reload), `health.rs` (active checks), `metrics_http.rs` and `snapshot.rs` (`/metrics`),
+//! `control.rs` (commands from other threads, drain, reload), `setup.rs` (binding a loop).
+
+mod control;
+mod health;
+mod listeners;
+mod metrics_http;
+mod routes;
+mod setup;
+mod snapshot;
+
+pub use control::{Command, Handle};
+
+use crate::access_log::{AccessLog, Record};
+use crate::connect;
+use crate::error::CloseReason;
+use crate::pair::{Action, Actions, Pair, PairTimer, Readiness, Side};
+use crate::settings::Global;
+use crate::stats::{IoStats, Snapshot};
+use crate::timers::Timers;
+use crate::token::{self, Target};
+use control::Control;
+use health::Health;
+use listeners::Listeners;
+use log::{debug, error, info, warn};
+use metrics_http::MetricsServer;
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll};
+use routes::Routes;
+use slab::Slab;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long accepting pauses after an accept error such as `EMFILE`.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Events fetched per poll.
+const EVENTS_CAPACITY: usize = 1024;
+/// How often the access log is flushed and other workers publish their metrics.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// A deadline the loop acts on; stale ones are recognised when they fire (the pair's `id`
+/// and the pair itself, the probe's `seq`, the route's retirement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// A wake-up pair `id` at `key` asked for.
+    Pair {
+        key: usize,
+        id: u64,
+        timer: PairTimer,
+    },
+    /// Accepting may resume after an accept error.
+    AcceptResume,
+    /// Time to check `server` of `route`.
+    Check { route: usize, server: usize },
+    /// Health-check probe `seq` at `probe` must have finished.
+    CheckTimeout { probe: usize, seq: u64 },
+    /// Passive health's unavailability period of `server` in `route` may be over.
+    Recovered { route: usize, server: usize },
+    /// Flush the access log, publish metrics for other workers.
+    Housekeeping,
+    /// A graceful stop's time is up: cut what is still open.
+    DrainDeadline,
+    /// Metrics connection `id` at `key` has had long enough.
+    MetricsTimeout { key: usize, id: u64 },
+}
+
+/// Where the loop is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunState {
+    Running,
+    /// Listeners are closed; open pairs may finish until the deadline.
+    Draining {
+        open_at_start: usize,
+    },
+    Stopped,
+}
+
+/// When new clients may be accepted.
+#[derive(Debug, Default)]
+struct AcceptGate {
+    /// Most pairs at once in this loop.
+    max_conns: usize,
+    /// Accepting is paused until the `AcceptResume` timer fires.
+    paused: bool,
+    /// Failed accepts since the last successful one: a burst is logged once, when it starts.
+    failures: u64,
+    /// An upstream socket could not be created for lack of descriptors (logged once).
+    short_of_sockets: bool,
+}
+
+/// The latest snapshot of every worker, for the worker that serves `/metrics`.
+pub type SharedSnapshots = Arc<Mutex<Vec<Option<Snapshot>>>>;
+
+/// A running proxy loop.
+pub struct Proxy {
+    poll: Poll,
+    worker: usize,
+    global: Global,
+    routes: Routes,
+    listeners: Listeners,
+    health: Health,
+    pairs: Slab<Pair<TcpStream>>,
+    /// What the pair being handled asked for; drained by [`Proxy::act`].
+    actions: Actions<TcpStream>,
+    timers: Timers<Timer>,
+    io: IoStats,
+    gate: AcceptGate,
+    fd_limit: u64,
+    next_id: u64,
+    control: Arc<Control>,
+    state: RunState,
+    /// Pairs (key, id) that yielded with work left; pumped again next turn.
+    ready: Vec<(usize, u64)>,
+    access_log: Option<AccessLog>,
+    metrics: Option<MetricsServer>,
+    shared: SharedSnapshots,
+}
+
+impl Proxy {
+    /// The first listen address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addrs()[0]
+    }
+
+    /// Every listen address, in route order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.addrs()
+    }
+
+    /// The address `/metrics` is served on, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
+    }
+
+    /// How many loops share the process (from the configuration it started with).
+    fn workers(&self) -> usize {
+        self.global.workers.max(1)
+    }
+
+    /// A handle that sends commands (stop, drain, reload, reopen the log) from any thread.
+    pub fn handle(&self) -> Handle {
+        Handle::new(Arc::clone(&self.control))
+    }
+
+    /// Runs until stopped or drained; then closes whatever is still open.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        while self.state != RunState::Stopped {
+            let timeout = if self.ready.is_empty() {
+                self.timers.poll_timeout(Instant::now())
+            } else {
+                Some(Duration::ZERO)
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for (key, id) in std::mem::take(&mut self.ready) {
+                if let Some(pair) = self.pairs.get_mut(key).filter(|p| p.id() == id) {
+                    let route = &mut self.routes[pair.route()];
+                    pair.pump(now, &mut route.buffers, &mut self.io, &mut self.actions);
+                    self.act(key, now);
+                }
+            }
+            for event in events.iter() {
+                self.dispatch(event, now);
+            }
+            self.fire_timers(now);
+            self.accept(now);
+            self.compact_timers();
+            if let RunState::Draining { open_at_start } = self.state
+                && self.pairs.is_empty()
+            {
+                info!("drained: {open_at_start} connection(s) finished, none cut");
+                self.state = RunState::Stopped;
+            }
+        }
+        let now = Instant::now();
+        let open = self.pairs.len();
+        self.close_all(CloseReason::Shutdown, now);
+        if let Some(log) = self.access_log.as_mut() {
+            let _ = log.flush();
+        }
+        info!("stopped; closed {open} open connection(s)");
+        Ok(())
+    }
+
+    fn dispatch(&mut self, event: &Event, now: Instant) {
+        match token::decode(event.token()) {
+            Target::Pair { key, side } => self.pair_event(key, side, event, now),
+            Target::Listener(key) => self.listeners.mark_pending(key),
+            Target::Probe(key) => self
+                .health
+                .event(&mut self.routes, key, &mut self.timers, now),
+            Target::MetricsListener => {
+                if let Some(metrics) = self.metrics.as_mut() {
+                    metrics.accept(self.poll.registry(), &mut self.timers, now);
+                }
+            }
+            Target::MetricsConn(key) => self.metrics_event(key, now),
+            Target::Control => self.run_commands(now),
+        }
+    }
+
+    fn pair_event(&mut self, key: usize, side: Side, event: &Event, now: Instant) {
+        let Some(pair) = self.pairs.get_mut(key) else {
+            return;
+        };
+        let readiness = Readiness {
+            readable: event.is_readable(),
+            writable: event.is_writable() || event.is_write_closed(),
+            read_closed: event.is_read_closed(),
+            error: event.is_error(),
+        };
+        let route = &mut self.routes[pair.route()];
+        let (pool, io) = (&mut route.buffers, &mut self.io);
+        pair.on_ready(side, readiness, now, pool, io, &mut self.actions);
+        self.act(key, now);
+    }
+
+    /// Carries out, in order, what pair `key` asked for (the queue is empty afterwards).
+    fn act(&mut self, key: usize, now: Instant) {
+        let Some(route) = self.pairs.get(key).map(Pair::route) else {
+            self.actions.clear();
+            return;
+        };
+        while let Some(action) = self.actions.pop_front() {
+            match action {
+                Action::Connect => self.connect(key, now),
+                Action::Connected(server) => self.routes[route].connected(server),
+                Action::Abandon {
+                    server,
+                    mut stream,
+                    why,
+                } => {
+                    let _ = self.poll.registry().deregister(&mut stream);
+                    if let Some(until) = self.routes[route].abandon(server, &why, now) {
+                        self.timers
+                            .schedule(until, Timer::Recovered { route, server });
+                    }
+                }
+                Action::Wake(at, timer) => {
+                    if let Some(pair) = self.pairs.get(key) {
+                        let id = pair.id();
+                        self.timers.schedule(at, Timer::Pair { key, id, timer });
+                    }
+                }
+                Action::Yield => {
+                    if let Some(pair) = self.pairs.get(key) {
+                        self.ready.push((key, pair.id()));
+                    }
+                }
+                Action::Close(reason) => self.close(key, reason, now),
+            }
+        }
+    }
+
+    /// `Action::Connect`: offers pair `key` the next server and opens a socket to it.
+    fn connect(&mut self, key: usize, now: Instant) {
+        let Some(pair) = self.pairs.get_mut(key) else {
+            return;
+        };
+        let route = &mut self.routes[pair.route()];
+        let Some(server) = route.pick(pair.client_addr().ip(), pair.tried(), now) else {
+            return pair.no_server(&mut self.actions);
+        };
+        if !pair.tried().is_empty() {
+            route.stats.retries += 1;
+        }
+        let started = connect::start(route.pool.addr(server)).and_then(|mut stream| {
+            let token = token::pair(key, Side::Upstream);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            self.poll
+                .registry()
+                .register(&mut stream, token, interest)?;
+            Ok(stream)
+        });
+        match started {
+            Ok(stream) => {
+                if self.gate.short_of_sockets {
+                    info!("upstream sockets available again");
+                    self.gate.short_of_sockets = false;
+                }
+                route.acquire(server);
+                pair.connecting(server, stream, now, &mut self.actions);
+            }
+            Err(e) if is_local_shortage(&e) => {
+                if !self.gate.short_of_sockets {
+                    warn!(
+                        "cannot open an upstream socket: {e}; clients wait (up to the connect \
+                         timeout) and accepts pause until sockets free up"
+                    );
+                    self.gate.short_of_sockets = true;
+                }
+                pair.defer(now, &mut self.actions);
+                self.pause_accepts(now);
+            }
+            Err(e) => {
+                let route_index = pair.route();
+                if let Some(until) = route.failed_at_once(server, &e, now) {
+                    let timer = Timer::Recovered {
+                        route: route_index,
+                        server,
+                    };
+                    self.timers.schedule(until, timer);
+                }
+                pair.failed_at_once(server, now, &mut self.actions);
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.pop_expired(now) {
+            match timer {
+                Timer::Pair { key, id, timer } => {
+                    if let Some(pair) = self.pairs.get_mut(key).filter(|p| p.id() == id) {
+                        pair.on_timer(timer, now, &mut self.actions);
+                        self.act(key, now);
+                    }
+                }
+                Timer::AcceptResume => self.gate.paused = false,
+                Timer::Check { route, server } => {
+                    let registry = self.poll.registry();
+                    let at = (route, server);
+                    self.health
+                        .start(&mut self.routes, at, registry, &mut self.timers, now);
+                }
+                Timer::CheckTimeout { probe, seq } => {
+                    let at = (probe, seq);
+                    self.health
+                        .time_out(&mut self.routes, at, &mut self.timers, now);
+                }
+                Timer::Recovered { route, server } => self.routes[route].recovered(server, now),
+                Timer::Housekeeping => self.housekeeping(now),
+                Timer::DrainDeadline => self.drain_deadline(now),
+                Timer::MetricsTimeout { key, id } => {
+                    if let Some(metrics) = self.metrics.as_mut() {
+                        metrics.time_out(key, id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops timer entries of pairs and metrics connections that are gone once they outnumber
+    /// the live ones: each pair has at most an idle and a connect entry live, so the heap stays
+    /// within a constant factor of the open pairs (amortised O(1) per entry).
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= 4 * self.pairs.len() + 1024 {
+            return;
+        }
+        let pairs = &self.pairs;
+        let metrics = self.metrics.as_ref();
+        self.timers.retain(|timer| match *timer {
+            Timer::Pair { key, id, .. } => pairs.get(key).is_some_and(|p| p.id() == id),
+            Timer::MetricsTimeout { key, id } => metrics.is_some_and(|m| m.has_conn(key, id)),
+            _ => true,
+        });
+    }
+
+    /// Answers a metrics connection, rendering this worker's snapshot and the others'.
+    fn metrics_event(&mut self, key: usize, now: Instant) {
+        let Some(metrics) = self.metrics.as_mut() else {
+            return;
+        };
+        let (routes, pairs, io, shared, worker) = (
+            &self.routes,
+            &self.pairs,
+            &self.io,
+            &self.shared,
+            self.worker,
+        );
+        metrics.event(key, || {
+            let mut all = vec![snapshot::snapshot(worker, routes, pairs, io, now)];
+            if let Ok(shared) = shared.lock() {
+                let others = shared.iter().enumerate().filter(|(w, _)| *w != worker);
+                all.extend(others.filter_map(|(_, s)| s.clone()));
+            }
+            crate::metrics::render(&all)
+        });
+    }
+
+    /// Flushes the access log and, with several workers, publishes this worker's metrics.
+    fn housekeeping(&mut self, now: Instant) {
+        if let Some(log) = self.access_log.as_mut()
+            && let Err(e) = log.flush()
+        {
+            warn!("cannot write the access log: {e}");
+        }
+        if self.workers() > 1 {
+            let snapshot =
+                snapshot::snapshot(self.worker, &self.routes, &self.pairs, &self.io, now);
+            if let Ok(mut shared) = self.shared.lock()
+                && let Some(slot) = shared.get_mut(self.worker)
+            {
+                *slot = Some(snapshot);
+            }
+        }
+        self.timers
+            .schedule(now + HOUSEKEEPING, Timer::Housekeeping);
+    }
+
+    /// Accepts waiting clients while below `max_conns`, running and not paused.
+    fn accept(&mut self, now: Instant) {
+        while self.state == RunState::Running
+            && !self.gate.paused
+            && self.pairs.len() < self.gate.max_conns
+        {
+            let Some(listener) = self.listeners.next_pending() else {
+                return;
+            };
+            let (route, addr) = (listener.route, listener.addr);
+            match listener.socket.accept() {
+                Ok((stream, client)) => {
+                    if self.gate.failures > 0 {
+                        info!(
+                            "accepting again on {addr} after {} failed accept(s)",
+                            self.gate.failures
+                        );
+                        self.gate.failures = 0;
+                    }
+                    self.open(route, stream, client, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => listener.pending = false,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    if self.gate.failures == 0 {
+                        warn!(
+                            "accept on {addr} failed: {e}; pausing accepts for {ACCEPT_PAUSE:?} \
+                             and retrying until it works ({} connections open)",
+                            self.pairs.len()
+                        );
+                    }
+                    self.routes[route].stats.accept_pauses += 1;
+                    self.gate.failures += 1;
+                    self.pause_accepts(now);
+                }
+            }
+        }
+    }
+
+    /// Stops accepting for [`ACCEPT_PAUSE`] (a pause already running is kept).
+    fn pause_accepts(&mut self, now: Instant) {
+        if !self.gate.paused {
+            self.gate.paused = true;
+            self.timers
+                .schedule(now + ACCEPT_PAUSE, Timer::AcceptResume);
+        }
+    }
+
+    /// Registers an accepted client as a new pair of `route` and starts it.
+    fn open(&mut self, route: usize, mut stream: TcpStream, addr: SocketAddr, now: Instant) {
+        let _ = stream.set_nodelay(true);
+        let entry = self.pairs.vacant_entry();
+        let key = entry.key();
+        if key > token::MAX_PAIR_KEY {
+            error!("slab key {key} exceeds the token space; dropping client {addr}");
+            return;
+        }
+        let token = token::pair(key, Side::Client);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
+            warn!("cannot register client {addr}: {e}");
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let state = &mut self.routes[route];
+        let (idle, policy) = (state.settings.idle_timeout, state.connect_policy());
+        let pair = entry.insert(Pair::new(id, route, stream, addr, idle, policy, now));
+        state.stats.accepted += 1;
+        state.active += 1;
+        pair.start(now, &mut self.actions);
+        self.act(key, now);
+    }
+
+    /// Closes every open pair with `reason`.
+    fn close_all(&mut self, reason: CloseReason, now: Instant) {
+        let keys: Vec<usize> = self.pairs.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.close(key, reason, now);
+        }
+    }
+
+    /// Frees pair `key` (exactly once: the slab entry is removed here and only here). After a
+    /// reset, the other side is reset too, so a truncated stream never looks complete.
+    fn close(&mut self, key: usize, reason: CloseReason, now: Instant) {
+        let Some(pair) = self.pairs.try_remove(key) else {
+            return;
+        };
+        let route = &mut self.routes[pair.route()];
+        route.active -= 1;
+        route.stats.closed[reason.index()] += 1;
+        let (up, down) = (pair.to_upstream(), pair.to_client());
+        route.stats.stalled_to_upstream += up.stalled_until(now);
+        route.stats.stalled_to_client += down.stalled_until(now);
+        let upstream = pair.server().map(|id| route.pool.addr(id));
+        if let Some(id) = pair.server() {
+            route.release(id);
+            let stats = &mut route.pool.servers[id].stats;
+            stats.bytes_to_upstream += up.delivered();
+            stats.bytes_to_client += down.delivered();
+        }
+        let reset = match reason {
+            CloseReason::ClientReset => pair.stream(Side::Upstream),
+            CloseReason::UpstreamReset => pair.stream(Side::Client),
+            _ => None,
+        };
+        if let Some(stream) = reset {
+            connect::set_reset_on_close(stream);
+        }
+        let duration = now.saturating_duration_since(pair.started());
+        debug!(
+            "closed route={} client={} upstream={} to_upstream={} to_client={} duration={:?} \
+             reason={}",
+            route.name,
+            pair.client_addr(),
+            upstream.map_or_else(|| "-".to_string(), |a| a.to_string()),
+            up.delivered(),
+            down.delivered(),
+            duration,
+            reason
+        );
+        if let Some(log) = self.access_log.as_mut() {
+            log.write(&Record {
+                end: SystemTime::now(),
+                route: &route.name,
+                client: pair.client_addr(),
+                upstream,
+                bytes_to_upstream: up.delivered(),
+                bytes_to_client: down.delivered(),
+                connect_time: pair.connect_time(),
+                duration,
+                ended: reason,
+                peak_to_upstream: up.peak(),
+                peak_to_client: down.peak(),
+                stalled_to_upstream: up.stalled_until(now),
+                stalled_to_client: down.stalled_until(now),
+            });
+        }
+    }
+}
+
+/// Out of descriptors, buffers or memory here: the server is not at fault, so it is neither
+/// a try nor a failure for passive health (nginx does not count it either).
+fn is_local_shortage(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}

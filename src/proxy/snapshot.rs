@@ -1,0 +1,91 @@
+//! What one loop reports to `/metrics`: its routes' and servers' counters, with what open
+//! pairs have moved so far, and its buffers' fill, read through the buffer interface.
+
+use super::routes::Routes;
+use crate::buffer::Buffer;
+use crate::pair::{Pair, Stream};
+use crate::stats::{
+    IoStats, OCCUPANCY_BOUNDS, RingSnapshot, RouteSnapshot, ServerSnapshot, ServerStats, Snapshot,
+};
+use slab::Slab;
+use std::time::{Duration, Instant};
+
+/// Counters and gauges of one loop at `now`.
+pub(super) fn snapshot<S: Stream, B: Buffer>(
+    worker: usize,
+    routes: &Routes,
+    pairs: &Slab<Pair<S, B>>,
+    io: &IoStats,
+    now: Instant,
+) -> Snapshot {
+    // Counters include what open pairs have delivered so far, so long-lived connections show
+    // their bytes before they close (the data path itself counts nothing here).
+    let mut counters: Vec<Vec<ServerStats>> = routes
+        .iter()
+        .map(|r| r.pool.servers.iter().map(|s| s.stats.clone()).collect())
+        .collect();
+    let mut stalled: Vec<(Duration, Duration)> = routes
+        .iter()
+        .map(|r| (r.stats.stalled_to_upstream, r.stats.stalled_to_client))
+        .collect();
+    let mut rings = RingSnapshot::default();
+    for (_, pair) in pairs {
+        let route = pair.route();
+        if let Some(id) = pair.server() {
+            let server = &mut counters[route][id];
+            server.bytes_to_upstream += pair.to_upstream().delivered();
+            server.bytes_to_client += pair.to_client().delivered();
+        }
+        stalled[route].0 += pair.to_upstream().stalled_until(now);
+        stalled[route].1 += pair.to_client().stalled_until(now);
+        for buffer in [pair.to_upstream().buffer(), pair.to_client().buffer()] {
+            if !buffer.has_storage() {
+                continue;
+            }
+            rings.bytes_in_use += buffer.capacity() as u64;
+            let ratio = buffer.len() as f64 / buffer.capacity() as f64;
+            rings.occupancy_sum += ratio;
+            let bucket = OCCUPANCY_BOUNDS
+                .iter()
+                .position(|&bound| ratio <= bound)
+                .unwrap_or(OCCUPANCY_BOUNDS.len() - 1);
+            rings.occupancy[bucket] += 1;
+        }
+    }
+    let routes_out = routes
+        .iter()
+        .zip(counters)
+        .zip(stalled)
+        .filter(|((r, _), _)| !r.retired || r.active > 0)
+        .map(|((route, counters), (to_upstream, to_client))| {
+            let mut stats = route.stats.clone();
+            stats.stalled_to_upstream = to_upstream;
+            stats.stalled_to_client = to_client;
+            RouteSnapshot {
+                name: route.name.clone(),
+                active: route.active as u64,
+                stats,
+                servers: route
+                    .pool
+                    .servers
+                    .iter()
+                    .zip(counters)
+                    .filter(|(s, _)| !s.removed || s.active > 0)
+                    .map(|(server, stats)| ServerSnapshot {
+                        addr: server.addr,
+                        active: server.active as u64,
+                        up: server.is_available(now),
+                        stats,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    rings.bytes_free = routes.free_buffer_bytes();
+    Snapshot {
+        worker,
+        routes: routes_out,
+        io: io.clone(),
+        rings,
+    }
+}

@@ -1,0 +1,54 @@
+//! The process-wide settings: the file's top-level keys, and flags for the whole process.
+
+use super::kinds::{Addr, Choice, Dur, Named, Optional, Text, Whole, Workers};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Access log line format (`--access-log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Space-separated fields in the spirit of nginx's stream log.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Named for LogFormat {
+    const ALL: &'static [LogFormat] = &[LogFormat::Text, LogFormat::Json];
+
+    fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+crate::settings! {
+    /// Settings that apply to the whole process (the file's top-level keys).
+    pub struct Global {
+        /// Most pairs open at once in the process (split evenly between workers); `None`
+        /// derives it from the descriptor limit at start, as HAProxy derives `maxconn`.
+        max_conns: Option<usize> = None,
+            Optional(Whole::new(1, 1 << 24), "(descriptor limit - 32) / 2"), "N", Options,
+            "most connections at once; at the limit new clients wait\nin the listen backlog";
+        /// Independent event loops, each with its own `SO_REUSEPORT` listeners.
+        workers: usize = 1, Workers, "N|auto", Options,
+            "independent event loops sharing the port with SO_REUSEPORT,\n\
+             like nginx workers; auto = one per CPU";
+        /// Where to write one line per finished connection: a path, or `-` for stdout.
+        access_log: Option<String> = None,
+            Optional(Text("a file path, or \"-\" for stdout"), "off"), "PATH", Operating,
+            "one line per finished connection; - for stdout";
+        /// Access log line format.
+        access_log_format: LogFormat = LogFormat::Text, Choice::new(), "F", Operating,
+            "text (nginx-like) or json";
+        /// Address serving Prometheus metrics on `/metrics`.
+        metrics: Option<SocketAddr> = None, Optional(Addr, "off"), "ADDR", Operating,
+            "serve Prometheus metrics on http://ADDR/metrics";
+        /// How long a graceful stop lets open connections finish.
+        drain_timeout: Duration = Duration::from_secs(30), Dur, "DUR", Operating,
+            "on SIGTERM/SIGINT, let connections finish this long";
+    }
+}

@@ -1,0 +1,113 @@
+//! The per-route settings and the per-server options: every one is declared here once.
+//!
+//! Adding a per-route setting is one entry in [`RouteSettings`] plus its documentation (the
+//! README's flag table and `examples/ringproxy.toml`): the flag, the file key (also in
+//! `[defaults]`), `--check`, the range check and `--help` follow from the entry. Defaults
+//! follow nginx's `stream` module and HAProxy where they have an equivalent.
+
+use super::kinds::{Choice, Dur, Named, Optional, Size, Switch, Whole};
+use std::time::Duration;
+
+/// Largest accepted buffer size.
+pub const MAX_BUFFER_SIZE: usize = 256 * 1024 * 1024;
+
+/// How the balancer picks a server (`--balance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BalancePolicy {
+    /// Smooth weighted round robin, as nginx.
+    #[default]
+    RoundRobin,
+    /// Fewest active connections relative to weight; ties in turn.
+    LeastConn,
+    /// Consistent hashing of the client address (Ketama-style ring).
+    IpHash,
+    /// Power of two random choices, by active connections.
+    RandomTwo,
+}
+
+impl Named for BalancePolicy {
+    const ALL: &'static [BalancePolicy] = &[
+        BalancePolicy::RoundRobin,
+        BalancePolicy::LeastConn,
+        BalancePolicy::IpHash,
+        BalancePolicy::RandomTwo,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            BalancePolicy::RoundRobin => "round-robin",
+            BalancePolicy::LeastConn => "least-conn",
+            BalancePolicy::IpHash => "ip-hash",
+            BalancePolicy::RandomTwo => "random-two",
+        }
+    }
+}
+
+crate::settings! {
+    /// What a route does with each connection: buffers, timeouts, balancing and health.
+    /// The file's `[defaults]` table and each `[[route]]` hold any of these keys.
+    pub struct RouteSettings {
+        /// Capacity of each of a pair's two buffers, in bytes (nginx `proxy_buffer_size`,
+        /// HAProxy `tune.bufsize`).
+        buffer_size: usize = 16 * 1024, Size::new(1, MAX_BUFFER_SIZE), "SIZE", Options,
+            "bytes per direction per connection\n(16384, 16k, 16KiB, 1m, 1MiB)";
+        /// How long one upstream connect attempt may take (HAProxy `timeout connect`).
+        connect_timeout: Duration = Duration::from_secs(5), Dur, "DUR", Options,
+            "upstream connect timeout";
+        /// How long a pair may move no byte in either direction before it is closed (nginx
+        /// `proxy_timeout`).
+        idle_timeout: Duration = Duration::from_secs(600), Dur, "DUR", Options,
+            "close a connection idle this long\n(500ms, 5s, 2m, 1h, 1d; a bare number is seconds)";
+        /// Listen backlog.
+        backlog: u32 = 1024, Whole::new(1, 65535), "N", Options, "listen backlog";
+        /// Balancing policy.
+        balance: BalancePolicy = BalancePolicy::RoundRobin, Choice::new(), "POLICY", Balancing,
+            "round-robin (smooth weighted), least-conn, ip-hash\n(consistent hashing), random-two";
+        /// Most servers tried per client (`None`: every server once), nginx
+        /// `proxy_next_upstream_tries`.
+        tries: Option<usize> = None, Optional(Whole::new(1, 1024), "every server once"), "N",
+            Balancing, "most servers tried per client";
+        /// No new attempt after this long since the client arrived, nginx
+        /// `proxy_next_upstream_timeout`.
+        tries_timeout: Option<Duration> = None, Optional(Dur, "off"), "DUR", Balancing,
+            "no new attempt after this long";
+        /// Passive health: failed connects within `fail_timeout` that mark a server
+        /// unavailable (0: never).
+        max_fails: u32 = 1, Whole::new(0, 1_000_000), "N", Balancing,
+            "failed connects within --fail-timeout that make a server\n\
+             unavailable for --fail-timeout; 0 disables";
+        /// Passive health window and unavailability period.
+        fail_timeout: Duration = Duration::from_secs(10), Dur, "DUR", Balancing,
+            "the passive health window and unavailability period";
+        /// Active health checks: period (`None`: no checks).
+        health_interval: Option<Duration> = None, Optional(Dur, "off"), "DUR", Balancing,
+            "active TCP connect checks every DUR";
+        /// Active health checks: connect timeout (`None`: `connect_timeout`).
+        health_timeout: Option<Duration> = None, Optional(Dur, "the connect timeout"), "DUR",
+            Balancing, "check connect timeout";
+        /// Consecutive successful checks to bring a server up.
+        health_rise: u32 = 2, Whole::new(1, 1000), "N", Balancing,
+            "consecutive good checks to bring a server up";
+        /// Consecutive failed checks to take a server down.
+        health_fall: u32 = 3, Whole::new(1, 1000), "N", Balancing,
+            "consecutive bad checks to take a server down";
+    }
+}
+
+crate::settings! {
+    /// Options of one upstream server, in the spirit of nginx's `server` line: keys of a
+    /// server table in the file, `,key=value` (or a bare `,key` for on/off) after
+    /// `--upstream HOST:PORT`.
+    pub struct ServerOptions {
+        /// Relative share of new connections.
+        weight: u32 = 1, Whole::new(1, 1000), "N", Options, "share of new connections";
+        /// Most pairs at once on this server; `None` is unlimited.
+        max_conns: Option<usize> = None, Optional(Whole::new(1, 1 << 24), "unlimited"), "N",
+            Options, "most connections at once on this server";
+        /// Used only when no primary server is available.
+        backup: bool = false, Switch, "", Options,
+            "used only when no primary server is available";
+        /// Configured but never used.
+        down: bool = false, Switch, "", Options, "configured but never used";
+    }
+}
