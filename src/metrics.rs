@@ -1,9 +1,11 @@
-//! The `/metrics` endpoint: a tiny HTTP/1.x request parser and responder, and the Prometheus
-//! text exposition (format 0.0.4) of the loops' [`Snapshot`]s.
+//! The `/metrics` endpoint: HTTP/1.x request classification (the head parsed by
+//! [`httparse`]) and responses, and the Prometheus text exposition (format 0.0.4) of the
+//! loops' [`Snapshot`]s.
 //!
 //! Pure functions only: the event loop owns the sockets, reads at most [`MAX_REQUEST`] bytes,
 //! asks [`parse_request`] whether it has a whole request, writes [`response`] and closes. No
-//! function here does I/O, blocks, or panics on any input; request parsing allocates nothing.
+//! function here does I/O, blocks, or panics on any input; request parsing allocates nothing
+//! (its header slots are a fixed array on the stack).
 //!
 //! Invariants of [`render`]'s output: each metric family has exactly one `# HELP` and one
 //! `# TYPE` line followed by all of its samples (from every snapshot), every sample carries a
@@ -51,7 +53,8 @@ pub const MAX_REQUEST: usize = 4096;
 /// What a metrics client asked for, as far as [`parse_request`] can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
-    /// The head has not ended yet and fewer than [`MAX_REQUEST`] bytes arrived: read more.
+    /// The head has not ended yet, fewer than [`MAX_REQUEST`] bytes arrived, and nothing
+    /// malformed has been seen: read more.
     Incomplete,
     /// `GET /metrics` (or `HEAD` when `head` is true, which gets no body).
     Metrics {
@@ -63,81 +66,58 @@ pub enum Request {
         /// The method was `HEAD`.
         head: bool,
     },
-    /// Anything else: another method, a malformed request line, non-UTF-8, a version other
-    /// than HTTP/1.x, or no end of head within [`MAX_REQUEST`] bytes.
+    /// Anything else: another method, a malformed request line, a non-UTF-8 target, a version
+    /// other than HTTP/1.0 or HTTP/1.1, an empty line before the request line, more than
+    /// [`MAX_HEADERS`] header lines, or no end of head within [`MAX_REQUEST`] bytes.
     Bad,
 }
 
+/// Most header lines a request head may carry; one more is [`Request::Bad`]. The parser keeps
+/// them in a fixed array on the stack, so a request costs no allocation.
+pub const MAX_HEADERS: usize = 64;
+
 /// Parses the bytes a metrics client sent so far.
 ///
-/// The head ends at the first empty line (`\r\n\r\n`, also bare `\n\n`) within the first
-/// [`MAX_REQUEST`] bytes. The request line must be `GET|HEAD <target> HTTP/1.<digit>`; the
-/// target is origin-form (`/metrics?x=y`, the query ignored) or absolute-form
-/// (`http://host/metrics`). Headers are ignored and no body is ever read.
+/// The head is parsed by [`httparse`] and must end, at its first empty line (`\r\n\r\n`, also
+/// bare `\n` line endings), within the first [`MAX_REQUEST`] bytes. The request line must be
+/// `GET|HEAD <target> HTTP/1.0|1.1`, its parts split by one or more spaces; the target is
+/// origin-form (`/metrics?x=y`, the query ignored) or absolute-form (`http://host/metrics`).
+/// An empty line before the request line is bad. Header lines are not used: a malformed one
+/// is skipped (though a NUL or a bare CR in one is bad), but there may be at most
+/// [`MAX_HEADERS`] of them. No body is ever read.
+///
+/// A verdict other than [`Request::Incomplete`] holds for every longer buffer that starts
+/// with the same bytes, so a caller may re-parse its growing buffer and stop at the first one;
+/// [`Request::Bad`] may come before the head ends, once no continuation could make it good.
 pub fn parse_request(buf: &[u8]) -> Request {
     let window = &buf[..buf.len().min(MAX_REQUEST)];
-    let Some(end) = head_end(window) else {
-        return if buf.len() < MAX_REQUEST {
-            Request::Incomplete
-        } else {
-            Request::Bad
-        };
-    };
-    let head = &window[..end];
-    let line = match head.iter().position(|&b| b == b'\n') {
-        Some(n) => &head[..n],
-        None => head,
-    };
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Ok(line) = std::str::from_utf8(line) else {
+    // httparse skips empty lines before the request line; this endpoint never accepted them.
+    if let Some(b'\r' | b'\n') = window.first() {
         return Request::Bad;
-    };
-    parse_request_line(line)
-}
-
-/// Index just past the empty line ending the head, if `buf` holds one.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.iter().enumerate().find_map(|(i, &b)| {
-        if b != b'\n' {
-            return None;
-        }
-        match &buf[i + 1..] {
-            [b'\n', ..] => Some(i + 2),
-            [b'\r', b'\n', ..] => Some(i + 3),
-            _ => None,
-        }
-    })
-}
-
-/// Classifies a request line (without its line ending).
-fn parse_request_line(line: &str) -> Request {
-    let mut parts = line.split_ascii_whitespace();
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Request::Bad;
-    };
-    let head = match method {
-        "GET" => false,
-        "HEAD" => true,
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let mut config = httparse::ParserConfig::default();
+    config
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .ignore_invalid_headers_in_requests(true);
+    match config.parse_request(&mut request, window) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST => return Request::Incomplete,
+        // Out of room, or malformed: the request line, too many headers, a NUL or bare CR.
+        Ok(httparse::Status::Partial) | Err(_) => return Request::Bad,
+    }
+    // A complete parse has all three, and the version is HTTP/1.0 or HTTP/1.1.
+    let head = match request.method {
+        Some("GET") => false,
+        Some("HEAD") => true,
         _ => return Request::Bad,
     };
-    if !is_http1(version) {
-        return Request::Bad;
+    match request.path.and_then(target_path) {
+        Some("/metrics") => Request::Metrics { head },
+        Some(_) => Request::NotFound { head },
+        None => Request::Bad,
     }
-    let Some(path) = target_path(target) else {
-        return Request::Bad;
-    };
-    if path == "/metrics" {
-        Request::Metrics { head }
-    } else {
-        Request::NotFound { head }
-    }
-}
-
-/// True for `HTTP/1.` followed by one digit.
-fn is_http1(version: &str) -> bool {
-    matches!(version.as_bytes(), [b'H', b'T', b'T', b'P', b'/', b'1', b'.', d] if d.is_ascii_digit())
 }
 
 /// The path of a request target without query or fragment; `None` when the target is neither
@@ -692,6 +672,301 @@ mod tests {
     fn bytes_after_the_head_are_ignored() {
         let buf = b"GET /metrics HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n";
         assert_eq!(parse_request(buf), Request::Metrics { head: false });
+    }
+
+    #[test]
+    fn header_lines_up_to_the_limit() {
+        let with = |n: usize| {
+            let mut buf = b"GET /metrics HTTP/1.1\r\n".to_vec();
+            for i in 0..n {
+                buf.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+            }
+            buf.extend_from_slice(b"\r\n");
+            buf
+        };
+        let full = with(MAX_HEADERS);
+        assert!(full.len() < MAX_REQUEST);
+        assert_eq!(parse_request(&full), Request::Metrics { head: false });
+        assert_eq!(parse_request(&with(MAX_HEADERS + 1)), Request::Bad);
+    }
+
+    #[test]
+    fn empty_line_before_the_request_line_is_bad() {
+        for req in [
+            &b"\r\nGET /metrics HTTP/1.1\r\n\r\n"[..],
+            b"\nGET /metrics HTTP/1.1\n\n",
+            b"\r",
+            b"\n",
+        ] {
+            assert_eq!(parse_request(req), Request::Bad, "{req:?}");
+        }
+        assert_eq!(parse_request(b""), Request::Incomplete);
+    }
+
+    #[test]
+    fn malformed_header_lines_are_skipped_but_nul_and_bare_cr_are_bad() {
+        let m = Request::Metrics { head: false };
+        for header in [
+            &b"Host x"[..],
+            b" folded",
+            b"X : y",
+            b"\xff: v",
+            b"X: \x80\xff",
+        ] {
+            let mut req = b"GET /metrics HTTP/1.1\r\n".to_vec();
+            req.extend_from_slice(header);
+            req.extend_from_slice(b"\r\nAccept: */*\r\n\r\n");
+            assert_eq!(
+                parse_request(&req),
+                m,
+                "{:?}",
+                String::from_utf8_lossy(&req)
+            );
+        }
+        for req in [
+            &b"GET /metrics HTTP/1.1\r\nX: a\0b\r\n\r\n"[..],
+            b"GET /metrics HTTP/1.1\r\nX: a\rb\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\n\rX: y\r\n\r\n",
+        ] {
+            assert_eq!(parse_request(req), Request::Bad, "{req:?}");
+        }
+    }
+
+    #[test]
+    fn request_line_parts_are_split_by_spaces_only() {
+        let m = Request::Metrics { head: false };
+        assert_eq!(parse_request(b"GET   /metrics  HTTP/1.1\r\n\r\n"), m);
+        for req in [
+            &b"GET\t/metrics HTTP/1.1\r\n\r\n"[..],
+            b" GET /metrics HTTP/1.1\r\n\r\n",
+            b"GET /metrics HTTP/1.1 \r\n\r\n",
+            b"GET /metrics HTTP/1.2\r\n\r\n",
+            b"GET /met\x7frics HTTP/1.1\r\n\r\n",
+        ] {
+            assert_eq!(parse_request(req), Request::Bad, "{req:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_request_line_is_bad_before_the_head_ends() {
+        assert_eq!(parse_request(b"GET /metrics HTTP/2"), Request::Bad);
+        assert_eq!(parse_request(b"GET /metrics HTTP/1.1 x"), Request::Bad);
+        assert_eq!(parse_request(b"\x16\x03\x01"), Request::Bad);
+        // The method is judged once the head is whole.
+        assert_eq!(
+            parse_request(b"POST /metrics HTTP/1.1\r\n"),
+            Request::Incomplete
+        );
+    }
+
+    /// Xorshift64: a seeded, dependency-free generator for the property test below.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// A well-formed request head and what [`parse_request`] must make of it.
+    fn valid_head(rng: &mut Rng) -> (Vec<u8>, Request) {
+        const TARGETS: [(&str, bool); 14] = [
+            ("/metrics", true),
+            ("/metrics?x=y", true),
+            ("/metrics?", true),
+            ("/metrics#top", true),
+            ("/metrics?name[]=a%20b", true),
+            ("http://h:9/metrics", true),
+            ("HTTPS://h/metrics?q", true),
+            ("/", false),
+            ("/metricsx", false),
+            ("/metrics/", false),
+            ("/m\u{e9}trics", false),
+            ("http://h:9", false),
+            ("http://h?x=/metrics", false),
+            ("/favicon.ico", false),
+        ];
+        const TOKEN: &[u8] = b"abcxyzABCXYZ0189!#$%&'*+-.^_`|~";
+        let eol = |rng: &mut Rng| if rng.below(3) == 0 { "\n" } else { "\r\n" };
+        let head = rng.below(2) == 0;
+        let (target, metrics) = rng.pick(&TARGETS);
+        let mut buf = Vec::new();
+        buf.extend_from_slice(if head { b"HEAD" } else { b"GET" });
+        buf.resize(buf.len() + 1 + rng.below(2), b' ');
+        buf.extend_from_slice(target.as_bytes());
+        buf.resize(buf.len() + 1 + rng.below(2), b' ');
+        buf.extend_from_slice(rng.pick(&[&b"HTTP/1.1"[..], b"HTTP/1.0"]));
+        buf.extend_from_slice(eol(rng).as_bytes());
+        let headers = if rng.below(50) == 0 {
+            MAX_HEADERS
+        } else {
+            rng.below(6)
+        };
+        for _ in 0..headers {
+            for _ in 0..1 + rng.below(12) {
+                buf.push(rng.pick(TOKEN));
+            }
+            buf.extend_from_slice(rng.pick(&[&b": "[..], b":", b":\t "]));
+            for _ in 0..rng.below(20) {
+                buf.push(match rng.below(10) {
+                    0 => b' ',
+                    1 => b'\t',
+                    2 => 0x80 + rng.below(0x80) as u8,
+                    _ => 0x21 + rng.below(0x5e) as u8,
+                });
+            }
+            buf.extend_from_slice(eol(rng).as_bytes());
+        }
+        buf.extend_from_slice(eol(rng).as_bytes());
+        let want = if metrics {
+            Request::Metrics { head }
+        } else {
+            Request::NotFound { head }
+        };
+        (buf, want)
+    }
+
+    /// What the event loop ends with when `chunks` arrive one by one: it re-parses the
+    /// accumulated bytes after each and stops at the first verdict.
+    fn feed(chunks: &[&[u8]]) -> Request {
+        let mut buf = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            match parse_request(&buf) {
+                Request::Incomplete => {}
+                verdict => return verdict,
+            }
+        }
+        parse_request(&buf)
+    }
+
+    /// Every prefix of `buf` parses, and once a prefix has a verdict every longer one has the
+    /// same; nothing of [`MAX_REQUEST`] bytes or more is incomplete.
+    fn assert_verdicts_are_stable(buf: &[u8]) -> Request {
+        let mut first = None;
+        for n in 0..=buf.len() {
+            let got = parse_request(&buf[..n]);
+            if n >= MAX_REQUEST {
+                assert_ne!(got, Request::Incomplete, "{n} bytes of {buf:?}");
+            }
+            match first {
+                None if got != Request::Incomplete => first = Some((n, got)),
+                Some((at, verdict)) => {
+                    assert_eq!(got, verdict, "prefix {n} vs {at} of {buf:?}")
+                }
+                None => {}
+            }
+        }
+        parse_request(buf)
+    }
+
+    #[test]
+    fn property_random_and_mutated_heads() {
+        const INTERESTING: &[u8] = b"\r\n \t:\0\x7f\x80\xff\x0b/?#Gah1.";
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for round in 0..3000 {
+            let (valid, want) = valid_head(&mut rng);
+            let ctx = |buf: &[u8]| format!("round {round}: {:?}", String::from_utf8_lossy(buf));
+
+            // Whole, with trailing bytes, and every proper prefix.
+            assert_eq!(parse_request(&valid), want, "{}", ctx(&valid));
+            let mut trailing = valid.clone();
+            for _ in 0..rng.below(8) {
+                trailing.push(rng.next() as u8);
+            }
+            assert_eq!(parse_request(&trailing), want, "{}", ctx(&trailing));
+            for n in 0..valid.len() {
+                assert_eq!(
+                    parse_request(&valid[..n]),
+                    Request::Incomplete,
+                    "prefix {n}, {}",
+                    ctx(&valid)
+                );
+            }
+
+            // In one piece or split at one or two points, the loop ends the same.
+            let a = rng.below(trailing.len() + 1);
+            let b = a + rng.below(trailing.len() - a + 1);
+            let split = [&trailing[..a], &trailing[a..b], &trailing[b..]];
+            assert_eq!(feed(&split), want, "split {a} {b}, {}", ctx(&trailing));
+            assert_eq!(feed(&[&trailing]), want, "{}", ctx(&trailing));
+
+            // Mutated: bytes replaced, flipped, inserted, removed; or random bytes outright.
+            let mut mutated = if round % 4 == 3 {
+                (0..rng.below(160))
+                    .map(|_| match rng.below(2) {
+                        0 => rng.pick(INTERESTING),
+                        _ => rng.next() as u8,
+                    })
+                    .collect()
+            } else {
+                valid.clone()
+            };
+            for _ in 0..rng.below(4) {
+                let i = rng.below(mutated.len() + 1);
+                let byte = match rng.below(2) {
+                    0 => rng.pick(INTERESTING),
+                    _ => rng.next() as u8,
+                };
+                match rng.below(4) {
+                    0 if i < mutated.len() => mutated[i] = byte,
+                    1 if i < mutated.len() => mutated[i] ^= 1 << rng.below(8),
+                    2 if i < mutated.len() => drop(mutated.remove(i)),
+                    _ => mutated.insert(i, byte),
+                }
+            }
+            let whole = assert_verdicts_are_stable(&mutated);
+            let a = rng.below(mutated.len() + 1);
+            assert_eq!(
+                feed(&[&mutated[..a], &mutated[a..]]),
+                whole,
+                "split {a}, {}",
+                ctx(&mutated)
+            );
+        }
+    }
+
+    #[test]
+    fn property_heads_around_the_size_limit() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut len = MAX_REQUEST - 3;
+        while len <= MAX_REQUEST + 3 {
+            let (valid, _) = valid_head(&mut rng);
+            if valid.iter().filter(|&&b| b == b'\n').count() > MAX_HEADERS {
+                continue; // No room for the padding header.
+            }
+            // Pad one header so that the head is `len` bytes long.
+            let line_end = valid
+                .iter()
+                .position(|&b| b == b'\n')
+                .expect("request line");
+            let mut buf = b"GET /metrics HTTP/1.1\r\nX-Pad: ".to_vec();
+            let rest = &valid[line_end + 1..];
+            buf.resize(len - rest.len() - 2, b'p');
+            buf.extend_from_slice(b"\r\n");
+            buf.extend_from_slice(rest);
+            assert_eq!(buf.len(), len);
+            let want = if len <= MAX_REQUEST {
+                Request::Metrics { head: false }
+            } else {
+                Request::Bad
+            };
+            assert_eq!(assert_verdicts_are_stable(&buf), want, "{len} bytes");
+            len += 1;
+        }
     }
 
     /// Splits a response into status line, headers and body, checking `Content-Length`.
