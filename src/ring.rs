@@ -14,18 +14,23 @@
 /// The filled region starts at `head` and is `len` bytes long, wrapping at the end of the
 /// storage. When the ring becomes empty, `head` returns to 0 so that the next read gets the
 /// whole storage as one contiguous slice. A detached ring has capacity 0: it is both empty
-/// and full until storage is attached.
+/// and full until storage is attached. Positions are `u32` (capacities stay below 4 GiB;
+/// buffer sizes are at most 256 MiB), which keeps an idle connection's two rings small.
 #[derive(Debug)]
 pub struct Ring {
     buf: Box<[u8]>,
-    head: usize,
-    len: usize,
+    head: u32,
+    len: u32,
 }
 
 impl Ring {
     /// A ring that holds at most `capacity` bytes. `capacity` must be at least 1.
     pub fn with_capacity(capacity: usize) -> Ring {
         debug_assert!(capacity > 0, "a ring needs room for at least one byte");
+        debug_assert!(
+            u32::try_from(capacity).is_ok(),
+            "a ring holds less than 4 GiB"
+        );
         Ring {
             buf: vec![0; capacity].into_boxed_slice(),
             head: 0,
@@ -50,6 +55,10 @@ impl Ring {
     /// Gives a detached ring its storage (the old contents of `buf` are irrelevant).
     pub fn attach(&mut self, buf: Box<[u8]>) {
         debug_assert!(!self.has_storage(), "attach to a ring that has storage");
+        debug_assert!(
+            u32::try_from(buf.len()).is_ok(),
+            "a ring holds less than 4 GiB"
+        );
         self.buf = buf;
         self.head = 0;
         self.len = 0;
@@ -72,7 +81,7 @@ impl Ring {
 
     /// Number of bytes waiting to be written out.
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// True when no byte is waiting.
@@ -82,51 +91,51 @@ impl Ring {
 
     /// True when no byte more can be read in.
     pub fn is_full(&self) -> bool {
-        self.len == self.buf.len()
+        self.len() == self.buf.len()
     }
 
     /// The waiting bytes, oldest first, as up to two slices (the second is empty unless the
     /// filled region wraps).
     pub fn filled(&self) -> (&[u8], &[u8]) {
-        let cap = self.buf.len();
-        let end = self.head + self.len;
+        let (cap, head) = (self.buf.len(), self.head as usize);
+        let end = head + self.len();
         if end <= cap {
-            (&self.buf[self.head..end], &[])
+            (&self.buf[head..end], &[])
         } else {
-            let (wrapped, tail) = self.buf.split_at(self.head);
+            let (wrapped, tail) = self.buf.split_at(head);
             (tail, &wrapped[..end - cap])
         }
     }
 
     /// The free space, in the order it will be filled, as up to two slices.
     pub fn unfilled(&mut self) -> (&mut [u8], &mut [u8]) {
-        let cap = self.buf.len();
-        let tail = self.head + self.len;
+        let (cap, head) = (self.buf.len(), self.head as usize);
+        let tail = head + self.len();
         if tail >= cap {
             // The filled region wraps (or ends exactly at the end): free space is one run.
             let start = tail - cap;
-            (&mut self.buf[start..self.head], &mut [])
+            (&mut self.buf[start..head], &mut [])
         } else {
             let (front, back) = self.buf.split_at_mut(tail);
-            (back, &mut front[..self.head])
+            (back, &mut front[..head])
         }
     }
 
     /// Marks `n` bytes of [`Ring::unfilled`] as filled. `n` must not exceed the free space.
     pub fn commit(&mut self, n: usize) {
-        debug_assert!(n <= self.buf.len() - self.len, "commit past free space");
-        self.len = (self.len + n).min(self.buf.len());
+        debug_assert!(n <= self.buf.len() - self.len(), "commit past free space");
+        self.len = (self.len() + n).min(self.buf.len()) as u32;
     }
 
     /// Drops the `n` oldest bytes after they were written out. `n` must not exceed `len`.
     pub fn consume(&mut self, n: usize) {
-        debug_assert!(n <= self.len, "consume past filled data");
-        let n = n.min(self.len);
-        self.len -= n;
+        debug_assert!(n <= self.len(), "consume past filled data");
+        let n = n.min(self.len());
+        self.len -= n as u32;
         self.head = if self.len == 0 {
             0
         } else {
-            (self.head + n) % self.buf.len()
+            ((self.head as usize + n) % self.buf.len()) as u32
         };
     }
 

@@ -131,7 +131,8 @@ pub struct Direction<B> {
     flow: Flow,
     delivered: u64,
     peak: u32,
-    stalled: Duration,
+    /// Nanoseconds spent stalled before `stalled_since` (584 years fit).
+    stalled_ns: u64,
     stalled_since: Option<Instant>,
 }
 
@@ -142,7 +143,7 @@ impl<B: Buffer + Default> Default for Direction<B> {
             flow: Flow::Open,
             delivered: 0,
             peak: 0,
-            stalled: Duration::ZERO,
+            stalled_ns: 0,
             stalled_since: None,
         }
     }
@@ -172,7 +173,7 @@ impl<B: Buffer> Direction<B> {
     /// Time the buffer spent full (reading from the source stopped), counting a stall still
     /// in progress at `now`.
     pub fn stalled_until(&self, now: Instant) -> Duration {
-        self.stalled
+        Duration::from_nanos(self.stalled_ns)
             + self
                 .stalled_since
                 .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
@@ -184,7 +185,10 @@ impl<B: Buffer> Direction<B> {
         if self.buffer.is_full() && self.buffer.has_storage() {
             self.stalled_since.get_or_insert(now);
         } else if let Some(since) = self.stalled_since.take() {
-            self.stalled += now.saturating_duration_since(since);
+            let stall = now.saturating_duration_since(since).as_nanos();
+            self.stalled_ns = self
+                .stalled_ns
+                .saturating_add(stall.min(u128::from(u64::MAX)) as u64);
         }
         self.buffer.return_storage(pool);
     }

@@ -146,11 +146,13 @@ pub struct Pair<S, B = Ring> {
     first_fin: Option<Side>,
     client: End<S>,
     upstream: Option<End<S>>,
-    server: Option<UpstreamId>,
+    /// The server of `upstream` (pools hold fewer than 2^32 servers).
+    server: Option<u32>,
     attempts: Option<Box<Attempts>>,
     client_addr: SocketAddr,
     started: Instant,
-    connected: Option<Instant>,
+    /// Microseconds from `started` to the upstream connect (saturating at about 71 minutes).
+    connect_us: Option<u32>,
     last_active: Instant,
     to_upstream: Direction<B>,
     to_client: Direction<B>,
@@ -183,7 +185,7 @@ impl<S: Stream, B: Buffer + Default> Pair<S, B> {
             })),
             client_addr,
             started: now,
-            connected: None,
+            connect_us: None,
             last_active: now,
             to_upstream: Direction::default(),
             to_client: Direction::default(),
@@ -216,7 +218,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
 
     /// The server of the attempt in flight or of the established upstream.
     pub fn server(&self) -> Option<UpstreamId> {
-        self.server
+        self.server.map(|id| id as UpstreamId)
     }
 
     /// Servers tried so far (empty once streaming: no longer needed).
@@ -249,8 +251,8 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
 
     /// How long the upstream connect took, once established.
     pub fn connect_time(&self) -> Option<Duration> {
-        self.connected
-            .map(|at| at.saturating_duration_since(self.started))
+        self.connect_us
+            .map(|us| Duration::from_micros(u64::from(us)))
     }
 
     /// The idle timeout in force for this pair (a reload does not change it).
@@ -297,9 +299,10 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
                 ConnectCheck::Connected => {
                     end.writable = true;
                     self.phase = Phase::Streaming;
-                    self.connected = Some(now);
+                    let us = now.saturating_duration_since(self.started).as_micros();
+                    self.connect_us = Some(us.min(u128::from(u32::MAX)) as u32);
                     self.attempts = None;
-                    if let Some(server) = self.server {
+                    if let Some(server) = self.server() {
                         out.push_back(Action::Connected(server));
                     }
                 }
@@ -384,7 +387,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         attempts.tried.push(server);
         let attempt = attempts.tried.len() as u32;
         self.upstream = Some(End::new(stream));
-        self.server = Some(server);
+        self.server = Some(server as u32);
         self.phase = Phase::Connecting { attempt };
         let deadline = now + attempts.policy.connect_timeout;
         out.push_back(Action::Wake(deadline, PairTimer::Connect { attempt }));
@@ -423,6 +426,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
     /// Hands the attempt in flight back (`Abandon`) and moves on to the next server.
     fn abandon(&mut self, why: Failure, now: Instant, out: &mut Actions<S>) {
         if let (Some(end), Some(server)) = (self.upstream.take(), self.server.take()) {
+            let server = server as UpstreamId;
             out.push_back(Action::Abandon {
                 server,
                 stream: end.stream,

@@ -600,3 +600,12 @@ fn an_event_without_an_upstream_socket_is_ignored() {
     assert!(h.ready(&mut pair, Side::Upstream, READY).is_empty());
     assert_eq!(pair.phase(), Phase::Preread);
 }
+
+#[test]
+fn an_idle_pair_stays_small() {
+    // What every open connection costs in the slab, with a socket the size of a descriptor
+    // (mio's TcpStream is one in release builds): a third of a KiB is the aim per connection,
+    // timer entries and slab slot included.
+    let size = std::mem::size_of::<Pair<std::os::fd::OwnedFd>>();
+    assert!(size <= 264, "Pair is {size} bytes");
+}

@@ -32,7 +32,7 @@ impl Health {
         for (server, s) in state.pool.servers.iter_mut().enumerate() {
             if !s.down && !s.removed && s.check == CheckState::Idle {
                 s.check = CheckState::Scheduled;
-                timers.schedule(now, Timer::Check { route, server });
+                timers.schedule(now, Timer::check(route, server));
             }
         }
     }
@@ -57,6 +57,7 @@ impl Health {
         match self.probes.start(route, server, s.addr, registry) {
             Ok((probe, seq)) => {
                 s.check = CheckState::Probing;
+                let probe = probe as u32;
                 timers.schedule(now + timeout, Timer::CheckTimeout { probe, seq });
             }
             Err(_) => {
@@ -131,7 +132,7 @@ impl Health {
             && !s.down
         {
             s.check = CheckState::Scheduled;
-            timers.schedule(now + interval, Timer::Check { route, server });
+            timers.schedule(now + interval, Timer::check(route, server));
         }
     }
 }

@@ -86,6 +86,7 @@ impl MetricsServer {
                 response: Vec::new(),
                 sent: 0,
             });
+            let key = key as u32;
             timers.schedule(now + METRICS_TIMEOUT, Timer::MetricsTimeout { key, id });
         }
     }

@@ -52,29 +52,47 @@ const EVENTS_CAPACITY: usize = 1024;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// A deadline the loop acts on; stale ones are recognised when they fire (the pair's `id`
-/// and the pair itself, the probe's `seq`, the route's retirement).
+/// and the pair itself, the probe's `seq`, the route's retirement). Indexes are `u32` (slab
+/// keys stay below `max_conns`, at most 2^24) so an entry of the heap takes 32 bytes: every
+/// open connection has one or two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     /// A wake-up pair `id` at `key` asked for.
-    Pair {
-        key: usize,
-        id: u64,
-        timer: PairTimer,
-    },
+    Pair { key: u32, timer: PairTimer, id: u64 },
     /// Accepting may resume after an accept error.
     AcceptResume,
     /// Time to check `server` of `route`.
-    Check { route: usize, server: usize },
+    Check { route: u32, server: u32 },
     /// Health-check probe `seq` at `probe` must have finished.
-    CheckTimeout { probe: usize, seq: u64 },
+    CheckTimeout { probe: u32, seq: u64 },
     /// Passive health's unavailability period of `server` in `route` may be over.
-    Recovered { route: usize, server: usize },
+    Recovered { route: u32, server: u32 },
     /// Flush the access log, publish metrics for other workers.
     Housekeeping,
     /// A graceful stop's time is up: cut what is still open.
     DrainDeadline,
     /// Metrics connection `id` at `key` has had long enough.
-    MetricsTimeout { key: usize, id: u64 },
+    MetricsTimeout { key: u32, id: u64 },
+}
+
+impl Timer {
+    /// A wake-up for pair `id` at slab key `key`.
+    fn pair(key: usize, id: u64, timer: PairTimer) -> Timer {
+        let key = key as u32;
+        Timer::Pair { key, timer, id }
+    }
+
+    /// The next check of `server` of `route`.
+    fn check(route: usize, server: usize) -> Timer {
+        let (route, server) = (route as u32, server as u32);
+        Timer::Check { route, server }
+    }
+
+    /// The end of passive health's unavailability of `server` of `route`.
+    fn recovered(route: usize, server: usize) -> Timer {
+        let (route, server) = (route as u32, server as u32);
+        Timer::Recovered { route, server }
+    }
 }
 
 /// Where the loop is in its life.
@@ -250,14 +268,13 @@ impl Proxy {
                 } => {
                     let _ = self.poll.registry().deregister(&mut stream);
                     if let Some(until) = self.routes[route].abandon(server, &why, now) {
-                        self.timers
-                            .schedule(until, Timer::Recovered { route, server });
+                        self.timers.schedule(until, Timer::recovered(route, server));
                     }
                 }
                 Action::Wake(at, timer) => {
                     if let Some(pair) = self.pairs.get(key) {
                         let id = pair.id();
-                        self.timers.schedule(at, Timer::Pair { key, id, timer });
+                        self.timers.schedule(at, Timer::pair(key, id, timer));
                     }
                 }
                 Action::Yield => {
@@ -313,10 +330,7 @@ impl Proxy {
             Err(e) => {
                 let route_index = pair.route();
                 if let Some(until) = route.failed_at_once(server, &e, now) {
-                    let timer = Timer::Recovered {
-                        route: route_index,
-                        server,
-                    };
+                    let timer = Timer::recovered(route_index, server);
                     self.timers.schedule(until, timer);
                 }
                 pair.failed_at_once(server, now, &mut self.actions);
@@ -328,6 +342,7 @@ impl Proxy {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 Timer::Pair { key, id, timer } => {
+                    let key = key as usize;
                     if let Some(pair) = self.pairs.get_mut(key).filter(|p| p.id() == id) {
                         pair.on_timer(timer, now, &mut self.actions);
                         self.act(key, now);
@@ -336,21 +351,23 @@ impl Proxy {
                 Timer::AcceptResume => self.gate.paused = false,
                 Timer::Check { route, server } => {
                     let registry = self.poll.registry();
-                    let at = (route, server);
+                    let at = (route as usize, server as usize);
                     self.health
                         .start(&mut self.routes, at, registry, &mut self.timers, now);
                 }
                 Timer::CheckTimeout { probe, seq } => {
-                    let at = (probe, seq);
+                    let at = (probe as usize, seq);
                     self.health
                         .time_out(&mut self.routes, at, &mut self.timers, now);
                 }
-                Timer::Recovered { route, server } => self.routes[route].recovered(server, now),
+                Timer::Recovered { route, server } => {
+                    self.routes[route as usize].recovered(server as usize, now)
+                }
                 Timer::Housekeeping => self.housekeeping(now),
                 Timer::DrainDeadline => self.drain_deadline(now),
                 Timer::MetricsTimeout { key, id } => {
                     if let Some(metrics) = self.metrics.as_mut() {
-                        metrics.time_out(key, id);
+                        metrics.time_out(key as usize, id);
                     }
                 }
             }
@@ -367,8 +384,10 @@ impl Proxy {
         let pairs = &self.pairs;
         let metrics = self.metrics.as_ref();
         self.timers.retain(|timer| match *timer {
-            Timer::Pair { key, id, .. } => pairs.get(key).is_some_and(|p| p.id() == id),
-            Timer::MetricsTimeout { key, id } => metrics.is_some_and(|m| m.has_conn(key, id)),
+            Timer::Pair { key, id, .. } => pairs.get(key as usize).is_some_and(|p| p.id() == id),
+            Timer::MetricsTimeout { key, id } => {
+                metrics.is_some_and(|m| m.has_conn(key as usize, id))
+            }
             _ => true,
         });
     }
@@ -567,4 +586,19 @@ fn is_local_shortage(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timer;
+
+    #[test]
+    fn a_timer_entry_stays_small() {
+        // Every open connection has one or two heap entries of (u64 deadline, Timer).
+        assert!(
+            std::mem::size_of::<Timer>() <= 24,
+            "{}",
+            std::mem::size_of::<Timer>()
+        );
+    }
 }
