@@ -1,6 +1,6 @@
 //! The command line: pico-args in, a validated configuration (or help/version) out.
 //!
-//! Every setting flag comes from the schema in [`crate::settings`]: its name is the file key
+//! Every setting flag comes from the schema in [`crate::settings`](mod@crate::settings): its name is the file key
 //! with `_` turned into `-`, its value is read by the setting's kind, and `--help` lists it
 //! with its default. Parsing is pure: nothing is resolved, bound or logged here, and every
 //! failure is a [`UsageError`] naming the flag, so `main` can print one line and exit 2.

@@ -3,7 +3,7 @@
 //!
 //! A `Config` comes from the command line ([`crate::cli`]), a file ([`crate::file`]) or
 //! code; its fields are public and may hold anything. [`Config::validate`] is the one place
-//! every rule is checked — each setting's range (from the schema in [`crate::settings`]) and
+//! every rule is checked — each setting's range (from the schema in [`crate::settings`](mod@crate::settings)) and
 //! what spans settings: routes, names, listen addresses, pools. A [`ConfigError`] says where
 //! (a [`Location`] such as `route[1].listen[0]`) and what ([`Problem`]); the command line
 //! turns the location into a flag, the file into a line. Names are resolved afterwards, off

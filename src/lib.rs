@@ -1,21 +1,32 @@
-//! ringproxy: a single-threaded Layer-4 (TCP) reverse proxy with bounded ring buffers.
+//! ringproxy: a Layer-4 (TCP) reverse proxy with bounded per-direction buffers, one
+//! edge-triggered `mio` loop per worker.
 //!
 //! A tour, outside in:
-//! - [`proxy`] owns one `mio::Poll` (edge-triggered), the listeners, a `Slab` of pairs, the
-//!   [`timers`] and the upstream [`upstream::Pool`]. Each turn: poll, dispatch, fire timers,
-//!   accept while below `max_conns`.
-//! - [`pair`] is one client and its upstream, with one [`ring::Ring`] per direction. A full
-//!   ring stops reads from its source (backpressure), so memory per connection is bounded by
-//!   twice the buffer size. FINs are passed on once a ring drains (half-close).
-//! - [`io`] holds the read/write pumps (vectored across the ring's wrap); [`connect`] the
-//!   non-blocking connect; [`balance`] picks servers; [`token`] maps mio tokens to pairs.
-//! - [`balance`], [`health`], [`upstream`] and [`checks`] choose servers and track their
-//!   health (pure state machines, time passed in).
-//! - [`cli`], [`file`](mod@file) and [`config`] turn a command line or a TOML file into validated
-//!   settings: global ones plus routes; [`error`] holds the start/usage errors and the
-//!   reasons a pair closes.
-//! - [`workers`] runs N independent loops and turns signals into commands (drain, reload,
-//!   reopen the log); [`stats`], [`metrics`] and [`access_log`] report what the loops do.
+//! - **Settings** ([`settings`](mod@settings)): every setting is declared once, with its type, default,
+//!   [`settings::Kind`] of value and help; [`cli`] (flags, `--help`), [`file`](mod@file) (TOML,
+//!   `[defaults]`, `--check`) and the range checks are all driven from those declarations.
+//! - **Configuration** ([`config`], [`resolve`]): flags or a file give a [`config::Config`];
+//!   [`config::Config::validate`] checks every rule once and gives a [`config::ValidConfig`]
+//!   (errors name the place, [`config::Location`]); resolving names, off the loops, gives the
+//!   [`resolve::ResolvedConfig`] a loop accepts at start and on reload.
+//! - **The loop** ([`proxy`]) owns one `mio::Poll` and its parts: listeners, routes with one
+//!   struct per server ([`upstream::Upstream`]), the `Slab` of pairs, the [`timers`], health
+//!   checks ([`checks`]) and the operator's side. Each turn: poll, hand events to their part,
+//!   fire timers, accept while below `max_conns`.
+//! - **The pair** ([`pair`]) is one client and its upstream as a state machine with its own
+//!   lifecycle (preread, connecting, streaming) but no sockets or clocks of its own: the loop
+//!   feeds it events and `now`, and carries out the [`pair::Action`]s it returns (connect,
+//!   abandon an attempt, wake me, pump me again, close).
+//! - **Buffers** ([`buffer`]): what a direction needs from its buffer; [`ring::Ring`] with its
+//!   pool is the user-space implementation. A full buffer stops reads from its source
+//!   (backpressure), so memory per connection is bounded by twice the buffer size; FINs are
+//!   passed on once a buffer drains (half-close). [`io`] holds the vectored read/write pumps,
+//!   [`connect`] the non-blocking connect.
+//! - **Choosing servers** ([`balance`], [`health`], [`upstream`]): pure state machines, time
+//!   passed in. [`token`] maps mio tokens to pairs, listeners and probes.
+//! - **Running and reporting**: [`workers`] runs N independent loops and turns signals into
+//!   commands (drain, reload, reopen the log); [`stats`], [`metrics`] and [`access_log`]
+//!   report what the loops do; [`error`] holds the start/usage errors and why a pair closed.
 
 #![warn(missing_docs)]
 

@@ -204,8 +204,17 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         ),
     };
 
+    route_families(&mut out, snapshots);
+    server_families(&mut out, snapshots);
+    io_families(&mut out, snapshots);
+    ring_families(&mut out, snapshots);
+    out.s
+}
+
+/// The per-route families.
+fn route_families(out: &mut Out, snapshots: &[Snapshot]) {
     route_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_connections_accepted_total",
         "Clients accepted.",
@@ -213,7 +222,7 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         |out, w, r| out.route_sample(w, r, &[], r.stats.accepted),
     );
     route_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_connections_active",
         "Client connections open now.",
@@ -221,7 +230,7 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         |out, w, r| out.route_sample(w, r, &[], r.active),
     );
     route_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_connections_closed_total",
         "Connections ended, by reason.",
@@ -234,7 +243,7 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         },
     );
     route_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_retries_total",
         "Upstream connect attempts after the first for a client.",
@@ -242,7 +251,7 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         |out, w, r| out.route_sample(w, r, &[], r.stats.retries),
     );
     route_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_accept_pauses_total",
         "Times accepting paused after an accept error.",
@@ -250,7 +259,7 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         |out, w, r| out.route_sample(w, r, &[], r.stats.accept_pauses),
     );
     route_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_backpressure_stall_seconds_total",
         "Time a direction's ring was full, stopping reads from its source.",
@@ -262,9 +271,12 @@ pub fn render(snapshots: &[Snapshot]) -> String {
             out.route_sample(w, r, &[("direction", "to_client")], down);
         },
     );
+}
 
+/// The per-server families.
+fn server_families(out: &mut Out, snapshots: &[Snapshot]) {
     server_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_upstream_connects_total",
         "Upstream connect attempts started.",
@@ -272,7 +284,7 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         |out, w, r, s| out.server_sample(w, r, s, &[], s.stats.connects),
     );
     server_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_upstream_connections_active",
         "Connections to the server, connecting or connected, now.",
@@ -280,7 +292,7 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         |out, w, r, s| out.server_sample(w, r, s, &[], s.active),
     );
     server_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_upstream_connect_failures_total",
         "Upstream connect attempts refused or failed.",
@@ -288,7 +300,7 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         |out, w, r, s| out.server_sample(w, r, s, &[], s.stats.connect_failures),
     );
     server_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_upstream_connect_timeouts_total",
         "Upstream connect attempts that timed out.",
@@ -296,7 +308,7 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         |out, w, r, s| out.server_sample(w, r, s, &[], s.stats.connect_timeouts),
     );
     server_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_upstream_up",
         "1 when the server may receive new clients, else 0.",
@@ -304,7 +316,7 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         |out, w, r, s| out.server_sample(w, r, s, &[], u64::from(s.up)),
     );
     server_family(
-        &mut out,
+        out,
         snapshots,
         "ringproxy_upstream_bytes_total",
         "Bytes delivered to the server (to_upstream) and from it to clients (to_client).",
@@ -316,7 +328,10 @@ pub fn render(snapshots: &[Snapshot]) -> String {
             out.server_sample(w, r, s, &[("direction", "to_client")], down);
         },
     );
+}
 
+/// The data-path cost families.
+fn io_families(out: &mut Out, snapshots: &[Snapshot]) {
     type IoFamily = (&'static str, &'static str, fn(&Snapshot) -> u64);
     let io: [IoFamily; 4] = [
         (
@@ -361,7 +376,10 @@ pub fn render(snapshots: &[Snapshot]) -> String {
     for s in snapshots {
         out.sample(name, s.worker, &[], s.io.partial_writes);
     }
+}
 
+/// The ring storage and occupancy families.
+fn ring_families(out: &mut Out, snapshots: &[Snapshot]) {
     let name = "ringproxy_ring_bytes";
     out.header(
         name,
@@ -410,8 +428,6 @@ pub fn render(snapshots: &[Snapshot]) -> String {
             cumulative,
         );
     }
-
-    out.s
 }
 
 /// Writes one per-route family: header, then `each` for every route of every snapshot.

@@ -22,9 +22,9 @@
 //! ]
 //! ```
 //!
-//! The keys and their values come from the schema in [`crate::settings`]: top-level keys are
+//! The keys and their values come from the schema in [`crate::settings`](mod@crate::settings): top-level keys are
 //! [`Global`], `[defaults]` and route keys [`RouteSettings`], server keys `addr` and
-//! [`ServerOptions`](crate::settings::ServerOptions). The document is read with its spans,
+//! [`ServerOptions`]. The document is read with its spans,
 //! each value is checked by its setting's kind as it is read, and the whole by
 //! [`Config::validate`]; every error is a [`FileError`] naming the file, the line and the key
 //! path (`route[0].servers[1].weight`). [`render`] writes a configuration back as a file that

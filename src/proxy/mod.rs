@@ -6,7 +6,7 @@
 //! nearest deadline), hands every event to its part — a pair's to [`Pair::on_ready`] —
 //! fires due timers, then accepts while below `max_conns` (after the batch, so a freed slab
 //! key never receives a stale event from the same batch). What a pair asks for comes back
-//! as [`Action`]s, which [`Proxy::act`] carries out in order. Every socket is registered
+//! as [`Action`]s, which `Proxy::act` carries out in order. Every socket is registered
 //! once for readable|writable. The parts: `listeners.rs`, `routes.rs` (routes, servers,
 //! reload), `health.rs` (active checks), `metrics_http.rs` and `snapshot.rs` (`/metrics`),
 //! `control.rs` (commands from other threads, drain, reload), `setup.rs` (binding a loop).
