@@ -8,6 +8,7 @@
 //! [`install_signal_cleanup`], which kills every live group before exiting, and each proxy
 //! gets `PR_SET_PDEATHSIG` so it dies even if the harness is SIGKILLed.
 
+use crate::ringproxy::Ringproxy;
 use crate::sys::{self, Context, Pid};
 use std::fs;
 use std::io::{Read, Write};
@@ -99,12 +100,8 @@ pub struct Haproxy {
 /// The programs available and the limits every proxy is configured with.
 #[derive(Debug, Clone)]
 pub struct Tools {
-    /// Path of the ringproxy release binary.
-    pub ringproxy: PathBuf,
-    /// `ringproxy --version`.
-    pub ringproxy_version: String,
-    /// `--workers N` to pass, when ringproxy's `--help` lists the flag.
-    pub ringproxy_workers: Option<usize>,
+    /// The ringproxy release binary of this crate.
+    pub ringproxy: Ringproxy,
     /// nginx's `worker_processes` (`--workers`).
     pub nginx_workers: usize,
     /// nginx, when installed with a stream module.
@@ -129,24 +126,8 @@ impl Tools {
         proxy_cpu: Option<usize>,
         notes: &mut Vec<String>,
     ) -> Result<Tools, String> {
-        let (ringproxy_version, _) = output_of(ringproxy, &["--version"])
-            .context(|| format!("run {} --version", ringproxy.display()))?;
-        let (help, _) = output_of(ringproxy, &["--help"])
-            .context(|| format!("run {} --help", ringproxy.display()))?;
-        let ringproxy_workers = if help.contains("--workers") {
-            Some(workers)
-        } else {
-            if workers != 1 {
-                notes.push(format!(
-                    "--workers {workers} ignored: this ringproxy has no --workers flag"
-                ));
-            }
-            None
-        };
         Ok(Tools {
-            ringproxy: ringproxy.to_path_buf(),
-            ringproxy_version: ringproxy_version.trim().to_string(),
-            ringproxy_workers,
+            ringproxy: Ringproxy::detect(ringproxy, workers, notes)?,
             nginx_workers: workers,
             nginx: detect_nginx(notes),
             haproxy: detect_haproxy(notes),
@@ -173,7 +154,9 @@ impl Tools {
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let command = match kind {
             Kind::Direct => return Err("direct has no proxy to start".into()),
-            Kind::Ringproxy => self.ringproxy_command(listen, backend, buffer),
+            Kind::Ringproxy => self
+                .ringproxy
+                .command(listen, backend, buffer, self.max_conns),
             Kind::Nginx => self.nginx_command(&dir, listen, backend, buffer)?,
             Kind::Haproxy => self.haproxy_command(&dir, listen, backend, buffer)?,
         };
@@ -184,24 +167,7 @@ impl Tools {
         Running::spawn(kind, command, dir, listen, self.proxy_cpu, workers)
     }
 
-    fn ringproxy_command(&self, listen: SocketAddr, backend: SocketAddr, buffer: usize) -> Command {
-        let mut cmd = Command::new(&self.ringproxy);
-        cmd.arg("--listen")
-            .arg(listen.to_string())
-            .arg("--upstream")
-            .arg(backend.to_string())
-            .arg("--buffer-size")
-            .arg(buffer.to_string())
-            .args(["--connect-timeout", "5s", "--idle-timeout", "10m"])
-            .arg("--max-conns")
-            .arg(self.max_conns.to_string())
-            .args(["--backlog", "1024", "-q"]);
-        if let Some(n) = self.ringproxy_workers {
-            cmd.arg("--workers").arg(n.to_string());
-        }
-        cmd
-    }
-
+    /// nginx's command line, after writing its configuration into `dir`.
     fn nginx_command(
         &self,
         dir: &Path,
@@ -261,6 +227,7 @@ impl Tools {
         Ok(cmd)
     }
 
+    /// HAProxy's command line, after writing its configuration into `dir`.
     fn haproxy_command(
         &self,
         dir: &Path,
@@ -549,7 +516,7 @@ fn private_dir(kind: Kind) -> Result<PathBuf, String> {
 }
 
 /// Runs `program args`, returning (stdout, stderr).
-fn output_of(program: &Path, args: &[&str]) -> std::io::Result<(String, String)> {
+pub fn output_of(program: &Path, args: &[&str]) -> std::io::Result<(String, String)> {
     let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
