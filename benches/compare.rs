@@ -225,8 +225,21 @@ struct Bench {
     planned: usize,
 }
 
+/// Exit status for a bad command line, as for most Unix tools (1 means the run failed).
+const USAGE_ERROR: u8 = 2;
+
+/// Parses the options and runs; a bad command line exits with [`USAGE_ERROR`] after one
+/// line on stderr, any other failure with 1.
 fn main() -> ExitCode {
-    match run() {
+    let opts = match args::parse() {
+        Ok(opts) => opts,
+        Err(None) => return ExitCode::SUCCESS,
+        Err(Some(e)) => {
+            eprintln!("compare: {e}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    match run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("compare: {e}");
@@ -235,12 +248,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), String> {
-    let opts = match args::parse() {
-        Ok(opts) => opts,
-        Err(None) => return Ok(()),
-        Err(Some(e)) => return Err(e),
-    };
+/// Measures what `opts` asks for and prints the report.
+fn run(opts: Options) -> Result<(), String> {
     let started = Instant::now();
     let nproc = sys::nproc();
     let mut notes = Vec::new();
