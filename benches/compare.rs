@@ -1,16 +1,18 @@
 //! Side-by-side benchmark: the same workloads straight to the backend (`direct`), through
-//! ringproxy, through nginx's stream module and through HAProxy in `mode tcp`.
+//! ringproxy, through another ringproxy build (`baseline`, with `--baseline PATH`), through
+//! nginx's stream module and through HAProxy in `mode tcp`.
 //!
 //! ```text
 //! cargo bench --bench compare -- [--seconds N] [--repeat N] [--sweep] [--only LIST]
-//!                                 [--workers N] [--cpus pinned|shared]
+//!                                 [--workers N] [--cpus pinned|shared] [--baseline PATH]
 //! ```
 //!
 //! By default (`--cpus pinned`) the harness pins itself (backend and load generators, all
 //! threads) to CPU 0 and each proxy under test to CPU 1; `--cpus shared` pins nothing, so
 //! several proxy workers can use every CPU (which the harness then competes for). It
 //! starts every proxy afresh for every run on a free
-//! 127.0.0.1 port, and prints markdown tables of medians with ratios to nginx and direct.
+//! 127.0.0.1 port, and prints markdown tables of medians with ratios to nginx and direct
+//! (and of ringproxy to the baseline).
 //! nginx and HAProxy are skipped, with a note, when they are not installed.
 //!
 //! Layout: [`args`] command line, [`sys`] affinity and `/proc`, [`targets`] the proxies and
@@ -260,8 +262,18 @@ fn run(opts: Options) -> Result<(), String> {
     targets::install_signal_cleanup()?;
     targets::clean_stale(&mut notes);
     let fd_limit = sys::raise_fd_limit().context(|| "raise the descriptor limit".into())?;
+    let ringproxy = Path::new(env!("CARGO_BIN_EXE_ringproxy"));
+    let baseline = opts.baseline.as_deref();
+    if baseline.is_some_and(|b| same_file(b, ringproxy)) {
+        notes.push(
+            "--baseline is the ringproxy binary under test itself: ringproxy ÷ baseline shows \
+             run-to-run noise"
+                .into(),
+        );
+    }
     let tools = Tools::detect(
-        Path::new(env!("CARGO_BIN_EXE_ringproxy")),
+        ringproxy,
+        baseline,
         opts.workers,
         fd_limit,
         proxy_cpu,
@@ -319,6 +331,11 @@ fn pin(cpus: Cpus, nproc: usize, notes: &mut Vec<String>) -> Result<Option<usize
             Ok(Some(PROXY_CPU))
         }
     }
+}
+
+/// Whether `a` and `b` name the same file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
 /// The memory workload's connection count: what was asked, reduced so that both the

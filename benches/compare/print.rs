@@ -1,10 +1,9 @@
 //! What the harness prints at the end: the header lines, the tables and the notes.
 
 use crate::args::{Cpus, format_size};
-use crate::ringproxy::source_revision;
+use crate::targets::Kind;
 use crate::{Bench, FOREIGN_NOTE, HARNESS_CPU, SWEEP_BUFFERS, Workload};
 use crate::{report, workloads};
-use std::path::Path;
 use std::time::Duration;
 
 impl Bench {
@@ -118,12 +117,23 @@ impl Bench {
         let mut versions = vec![format!(
             "{} ({}){}",
             self.tools.ringproxy.version,
-            source_revision(Path::new(env!("CARGO_MANIFEST_DIR"))),
+            self.tools.ringproxy.source,
             self.tools
                 .ringproxy
                 .workers
                 .map_or_else(String::new, |n| format!(" (--workers {n})"))
         )];
+        if let Some(b) = &self.tools.baseline
+            && self.kinds.contains(&Kind::Baseline)
+        {
+            versions.push(format!(
+                "baseline: {} ({}){}",
+                b.version,
+                b.source,
+                b.workers
+                    .map_or_else(String::new, |n| format!(" (--workers {n})"))
+            ));
+        }
         if let Some(n) = &self.tools.nginx {
             versions.push(format!(
                 "{} (stream, worker_processes {}{}, proxy_buffer_size = buffer)",

@@ -1,4 +1,5 @@
-//! What is measured: no proxy (`direct`), ringproxy, nginx and HAProxy. Finds the programs,
+//! What is measured: no proxy (`direct`), ringproxy, another ringproxy build (`baseline`,
+//! with `--baseline`), nginx and HAProxy. Finds the programs,
 //! writes their configurations into a private temporary directory, starts them (pinned to
 //! the proxy CPU under `--cpus pinned`) on a free loopback port, and stops them again.
 //!
@@ -27,6 +28,8 @@ pub enum Kind {
     Direct,
     /// The release binary of this crate.
     Ringproxy,
+    /// Another ringproxy binary (`--baseline PATH`), started exactly like `Ringproxy`.
+    Baseline,
     /// nginx with the stream module.
     Nginx,
     /// HAProxy in `mode tcp`.
@@ -35,13 +38,20 @@ pub enum Kind {
 
 impl Kind {
     /// Every target, in report order.
-    pub const ALL: [Kind; 4] = [Kind::Direct, Kind::Ringproxy, Kind::Nginx, Kind::Haproxy];
+    pub const ALL: [Kind; 5] = [
+        Kind::Direct,
+        Kind::Ringproxy,
+        Kind::Baseline,
+        Kind::Nginx,
+        Kind::Haproxy,
+    ];
 
     /// The name used on the command line and in the report.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Direct => "direct",
             Kind::Ringproxy => "ringproxy",
+            Kind::Baseline => "baseline",
             Kind::Nginx => "nginx",
             Kind::Haproxy => "haproxy",
         }
@@ -102,6 +112,8 @@ pub struct Haproxy {
 pub struct Tools {
     /// The ringproxy release binary of this crate.
     pub ringproxy: Ringproxy,
+    /// The `--baseline` binary, when given.
+    pub baseline: Option<Ringproxy>,
     /// nginx's `worker_processes` (`--workers`).
     pub nginx_workers: usize,
     /// nginx, when installed with a stream module.
@@ -119,15 +131,20 @@ pub struct Tools {
 
 impl Tools {
     /// Finds the programs; every one that is missing or unusable adds a line to `notes`.
+    /// `ringproxy` and `baseline` must run; nginx and HAProxy are optional.
     pub fn detect(
         ringproxy: &Path,
+        baseline: Option<&Path>,
         workers: usize,
         fd_limit: u64,
         proxy_cpu: Option<usize>,
         notes: &mut Vec<String>,
     ) -> Result<Tools, String> {
         Ok(Tools {
-            ringproxy: Ringproxy::detect(ringproxy, workers, notes)?,
+            ringproxy: Ringproxy::detect(Kind::Ringproxy, ringproxy, workers, notes)?,
+            baseline: baseline
+                .map(|path| Ringproxy::detect(Kind::Baseline, path, workers, notes))
+                .transpose()?,
             nginx_workers: workers,
             nginx: detect_nginx(notes),
             haproxy: detect_haproxy(notes),
@@ -141,6 +158,7 @@ impl Tools {
     pub fn available(&self, kind: Kind) -> bool {
         match kind {
             Kind::Direct | Kind::Ringproxy => true,
+            Kind::Baseline => self.baseline.is_some(),
             Kind::Nginx => self.nginx.is_some(),
             Kind::Haproxy => self.haproxy.is_some(),
         }
@@ -156,6 +174,11 @@ impl Tools {
             Kind::Direct => return Err("direct has no proxy to start".into()),
             Kind::Ringproxy => self
                 .ringproxy
+                .command(listen, backend, buffer, self.max_conns),
+            Kind::Baseline => self
+                .baseline
+                .as_ref()
+                .ok_or("baseline needs --baseline PATH")?
                 .command(listen, backend, buffer, self.max_conns),
             Kind::Nginx => self.nginx_command(&dir, listen, backend, buffer)?,
             Kind::Haproxy => self.haproxy_command(&dir, listen, backend, buffer)?,
