@@ -15,10 +15,10 @@
 //! (and of ringproxy to the baseline).
 //! nginx and HAProxy are skipped, with a note, when they are not installed.
 //!
-//! Layout: [`args`] command line, [`sys`] affinity and `/proc`, [`targets`] the proxies and
-//! their process guards, [`ringproxy`] the ringproxy binary and its command line,
-//! [`backend`] the upstream server, [`workloads`] the load generators, [`report`] medians
-//! and tables, [`print`] the printed report.
+//! Layout: [`args`] command line, [`sys`] affinity and `/proc`, [`targets`] the proxies,
+//! [`running`] their process guards, [`ringproxy`] the ringproxy binaries and their command
+//! line, [`backend`] the upstream server, [`workloads`] the load generators, [`report`]
+//! medians and tables, [`print`] the printed report.
 
 #[path = "compare/args.rs"]
 mod args;
@@ -30,6 +30,8 @@ mod print;
 mod report;
 #[path = "compare/ringproxy.rs"]
 mod ringproxy;
+#[path = "compare/running.rs"]
+mod running;
 #[path = "compare/sys.rs"]
 mod sys;
 #[path = "compare/targets.rs"]
@@ -40,13 +42,14 @@ mod workloads;
 use args::{Cpus, Options, format_size};
 use backend::Backend;
 use report::{Metric, Results};
+use running::Running;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use sys::Context;
-use targets::{Kind, Running, Tools};
+use targets::{Kind, Tools};
 
 /// CPU of the harness process under `--cpus pinned`: backend, load generators, everything
 /// but the proxy.
@@ -259,8 +262,8 @@ fn run(opts: Options) -> Result<(), String> {
     let proxy_cpu = pin(opts.cpus, nproc, &mut notes)?;
     let harness_cpus = sys::allowed_cpus(std::process::id() as sys::Pid)
         .context(|| "read the harness's allowed CPUs".into())?;
-    targets::install_signal_cleanup()?;
-    targets::clean_stale(&mut notes);
+    running::install_signal_cleanup()?;
+    running::clean_stale(&mut notes);
     let fd_limit = sys::raise_fd_limit().context(|| "raise the descriptor limit".into())?;
     let ringproxy = Path::new(env!("CARGO_BIN_EXE_ringproxy"));
     let baseline = opts.baseline.as_deref();
