@@ -1,28 +1,37 @@
 //! Side-by-side benchmark: the same workloads straight to the backend (`direct`), through
-//! ringproxy, through nginx's stream module and through HAProxy in `mode tcp`.
+//! ringproxy, through another ringproxy build (`baseline`, with `--baseline PATH`), through
+//! nginx's stream module and through HAProxy in `mode tcp`.
 //!
 //! ```text
 //! cargo bench --bench compare -- [--seconds N] [--repeat N] [--sweep] [--only LIST]
-//!                                 [--workers N] [--cpus pinned|shared]
+//!                                 [--workers N] [--cpus pinned|shared] [--baseline PATH]
 //! ```
 //!
 //! By default (`--cpus pinned`) the harness pins itself (backend and load generators, all
 //! threads) to CPU 0 and each proxy under test to CPU 1; `--cpus shared` pins nothing, so
 //! several proxy workers can use every CPU (which the harness then competes for). It
 //! starts every proxy afresh for every run on a free
-//! 127.0.0.1 port, and prints markdown tables of medians with ratios to nginx and direct.
+//! 127.0.0.1 port, and prints markdown tables of medians with ratios to nginx and direct
+//! (and of ringproxy to the baseline).
 //! nginx and HAProxy are skipped, with a note, when they are not installed.
 //!
-//! Layout: [`args`] command line, [`sys`] affinity and `/proc`, [`targets`] the proxies and
-//! their process guards, [`backend`] the upstream server, [`workloads`] the load
-//! generators, [`report`] medians and tables.
+//! Layout: [`args`] command line, [`sys`] affinity and `/proc`, [`targets`] the proxies,
+//! [`running`] their process guards, [`ringproxy`] the ringproxy binaries and their command
+//! line, [`backend`] the upstream server, [`workloads`] the load generators, [`report`]
+//! medians and tables, [`print`] the printed report.
 
 #[path = "compare/args.rs"]
 mod args;
 #[path = "compare/backend.rs"]
 mod backend;
+#[path = "compare/print.rs"]
+mod print;
 #[path = "compare/report.rs"]
 mod report;
+#[path = "compare/ringproxy.rs"]
+mod ringproxy;
+#[path = "compare/running.rs"]
+mod running;
 #[path = "compare/sys.rs"]
 mod sys;
 #[path = "compare/targets.rs"]
@@ -33,13 +42,14 @@ mod workloads;
 use args::{Cpus, Options, format_size};
 use backend::Backend;
 use report::{Metric, Results};
+use running::Running;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use sys::Context;
-use targets::{Kind, Running, Tools};
+use targets::{Kind, Tools};
 
 /// CPU of the harness process under `--cpus pinned`: backend, load generators, everything
 /// but the proxy.
@@ -220,8 +230,21 @@ struct Bench {
     planned: usize,
 }
 
+/// Exit status for a bad command line, as for most Unix tools (1 means the run failed).
+const USAGE_ERROR: u8 = 2;
+
+/// Parses the options and runs; a bad command line exits with [`USAGE_ERROR`] after one
+/// line on stderr, any other failure with 1.
 fn main() -> ExitCode {
-    match run() {
+    let opts = match args::parse() {
+        Ok(opts) => opts,
+        Err(None) => return ExitCode::SUCCESS,
+        Err(Some(e)) => {
+            eprintln!("compare: {e}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    match run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("compare: {e}");
@@ -230,12 +253,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), String> {
-    let opts = match args::parse() {
-        Ok(opts) => opts,
-        Err(None) => return Ok(()),
-        Err(Some(e)) => return Err(e),
-    };
+/// Measures what `opts` asks for and prints the report.
+fn run(opts: Options) -> Result<(), String> {
     let started = Instant::now();
     let nproc = sys::nproc();
     let mut notes = Vec::new();
@@ -243,11 +262,21 @@ fn run() -> Result<(), String> {
     let proxy_cpu = pin(opts.cpus, nproc, &mut notes)?;
     let harness_cpus = sys::allowed_cpus(std::process::id() as sys::Pid)
         .context(|| "read the harness's allowed CPUs".into())?;
-    targets::install_signal_cleanup()?;
-    targets::clean_stale(&mut notes);
+    running::install_signal_cleanup()?;
+    running::clean_stale(&mut notes);
     let fd_limit = sys::raise_fd_limit().context(|| "raise the descriptor limit".into())?;
+    let ringproxy = Path::new(env!("CARGO_BIN_EXE_ringproxy"));
+    let baseline = opts.baseline.as_deref();
+    if baseline.is_some_and(|b| same_file(b, ringproxy)) {
+        notes.push(
+            "--baseline is the ringproxy binary under test itself: ringproxy ÷ baseline shows \
+             run-to-run noise"
+                .into(),
+        );
+    }
     let tools = Tools::detect(
-        Path::new(env!("CARGO_BIN_EXE_ringproxy")),
+        ringproxy,
+        baseline,
         opts.workers,
         fd_limit,
         proxy_cpu,
@@ -307,31 +336,9 @@ fn pin(cpus: Cpus, nproc: usize, notes: &mut Vec<String>) -> Result<Option<usize
     }
 }
 
-/// Where the ringproxy under test was built from: the git commit of the crate (with
-/// `+changes` when `src/` differs from it), or the directory when it is no git checkout.
-fn source_revision() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match git(&["rev-parse", "--short", "HEAD"]) {
-        Some(commit) => {
-            let dirty = git(&["status", "--porcelain", "--", "src"]).is_some_and(|s| !s.is_empty());
-            format!(
-                "git {commit}{}",
-                if dirty { "+changes in src/" } else { "" }
-            )
-        }
-        None => format!("built from {dir}, not a git checkout"),
-    }
+/// Whether `a` and `b` name the same file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
 /// The memory workload's connection count: what was asked, reduced so that both the
@@ -621,185 +628,5 @@ impl Bench {
         if start.elapsed() > Duration::from_millis(500) {
             self.waited += start.elapsed();
         }
-    }
-
-    /// Prints the header, the tables and the notes to stdout.
-    fn print_report(
-        &mut self,
-        nproc: usize,
-        fd_limit: u64,
-        elapsed: Duration,
-        phases: &[(&str, Duration)],
-    ) {
-        let buffer = self.opts.buffer_size;
-        println!();
-        println!("## ringproxy vs nginx vs HAProxy — benches/compare.rs");
-        println!();
-        for line in self.header(nproc, fd_limit) {
-            println!("- {line}");
-        }
-        println!();
-        println!("{}", report::main_table(&self.results, &self.kinds, buffer));
-        if self.opts.sweep {
-            let mut metrics = Vec::new();
-            for w in self.workloads(&Workload::SWEEP) {
-                metrics.extend_from_slice(w.sweep_metrics());
-            }
-            println!("### Buffer-size sweep (workloads 1 and 2, medians)");
-            println!();
-            println!(
-                "{}",
-                report::sweep_table(&self.results, &self.kinds, &SWEEP_BUFFERS, &metrics)
-            );
-        }
-        for (kind, log) in &self.proxy_logs {
-            let mut text = format!(
-                "{} logged {} lines about resets or broken pipes (expected: the harness \
-                 closes with RST)",
-                kind.name(),
-                log.expected
-            );
-            if log.other > 0 {
-                text.push_str(&format!(
-                    " and {} other lines; first: {}",
-                    log.other,
-                    log.first.join(" / ")
-                ));
-            }
-            self.notes.push(text);
-        }
-        if !self.waited.is_zero() {
-            self.notes.push(format!(
-                "waited {:.0} s in all for other processes to leave the CPUs idle",
-                self.waited.as_secs_f64()
-            ));
-        }
-        if !self.notes.is_empty() {
-            println!("### Notes");
-            println!();
-            for note in &self.notes {
-                println!("- {note}");
-            }
-            println!();
-        }
-        let phases: Vec<String> = phases
-            .iter()
-            .map(|(name, d)| format!("{name} {:.0} s", d.as_secs_f64()))
-            .collect();
-        println!(
-            "Total run time: {:.0} s ({:.1} min; {}).",
-            elapsed.as_secs_f64(),
-            elapsed.as_secs_f64() / 60.0,
-            phases.join(", ")
-        );
-    }
-
-    /// The header lines: command, buffer, CPUs and pinning, versions, method.
-    fn header(&self, nproc: usize, fd_limit: u64) -> Vec<String> {
-        let mut command = String::new();
-        if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
-            command.push_str(&format!("CARGO_TARGET_DIR={dir} "));
-        }
-        command.push_str("cargo bench --bench compare");
-        if !self.opts.given.is_empty() {
-            command.push_str(" -- ");
-            command.push_str(&self.opts.given.join(" "));
-        }
-        let seen: Vec<String> = std::iter::once(format!("harness={}", self.harness_cpus))
-            .chain(
-                self.observed_cpus
-                    .iter()
-                    .map(|(k, c)| format!("{}={c}", k.name())),
-            )
-            .collect();
-        let pinning = match (self.opts.cpus, self.tools.proxy_cpu) {
-            (Cpus::Shared, _) => format!(
-                "none (--cpus shared): proxy, backend and load generator all run on any of \
-                 the {nproc} CPUs, as the kernel schedules them, and compete for them; \
-                 Cpus_allowed_list seen: {}",
-                seen.join(", ")
-            ),
-            (Cpus::Pinned, Some(cpu)) => {
-                format!(
-                    "proxy under test on CPU {cpu} (sched_setaffinity in the child before exec, \
-                     as `taskset -c {cpu}`; Cpus_allowed_list seen: {}); backend and load \
-                     generator threads on CPU {HARNESS_CPU} (the bench process pins itself, as \
-                     `taskset -c {HARNESS_CPU}`); direct: client and backend on CPU {HARNESS_CPU}",
-                    seen.join(", ")
-                )
-            }
-            (Cpus::Pinned, None) => "none (one CPU)".into(),
-        };
-        let mut versions = vec![format!(
-            "{} ({}){}",
-            self.tools.ringproxy_version,
-            source_revision(),
-            self.tools
-                .ringproxy_workers
-                .map_or_else(String::new, |n| format!(" (--workers {n})"))
-        )];
-        if let Some(n) = &self.tools.nginx {
-            versions.push(format!(
-                "{} (stream, worker_processes {}{}, proxy_buffer_size = buffer)",
-                n.version,
-                self.tools.nginx_workers,
-                if self.tools.nginx_workers > 1 {
-                    ", listen reuseport"
-                } else {
-                    ""
-                }
-            ));
-        }
-        if let Some(h) = &self.tools.haproxy {
-            versions.push(format!(
-                "{} (mode tcp, nbthread 1, tune.bufsize = buffer)",
-                h.version
-            ));
-        }
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let foreign = match (
-            report::median(&self.foreign_load),
-            self.foreign_load.iter().copied().reduce(f64::max),
-        ) {
-            (Some(median), Some(max)) => format!(
-                "CPU used by other processes during the runs: median {median:.0}%, max \
-                 {max:.0}% of a core (runs above {FOREIGN_NOTE:.0}% are listed in the notes)"
-            ),
-            _ => "CPU used by other processes: not measured".into(),
-        };
-        vec![
-            format!("command: `{command}`"),
-            format!(
-                "buffer size: {} per direction (ringproxy --buffer-size, nginx proxy_buffer_size, \
-                 HAProxy tune.bufsize)",
-                format_size(self.opts.buffer_size)
-            ),
-            format!("nproc: {nproc}; kernel {}", kernel.trim()),
-            foreign,
-            format!("pinning: {pinning}"),
-            format!("versions: {}", versions.join("; ")),
-            format!(
-                "method: every proxy started afresh for every run on 127.0.0.1; {} s per timed run \
-                 (first {:.1} s not recorded), {} repeats, medians shown with ±half the range of the \
-                 repeats; connection limit {} in \
-                 every proxy; descriptor limit {fd_limit}",
-                self.opts.seconds,
-                (self.opts.seconds / 10.0).min(0.5),
-                self.opts.repeat,
-                self.tools.max_conns,
-            ),
-            format!(
-                "workloads: 1 one connection, 256 KiB writes, CPU = proxy utime+stime; \
-                 2 {} B echo, one request in flight per connection; 3 {} client threads, \
-                 connect + 16 B echo + close with RST; 4 {} idle connections (1 B echoed on \
-                 each), VmRSS delta / connections; 5 client stalls {} s while the backend \
-                 sends {} MiB, then drains it; peak = VmHWM after clear_refs",
-                workloads::MESSAGE,
-                workloads::RATE_THREADS,
-                self.mem_conns,
-                workloads::SLOW_STALL.as_secs(),
-                workloads::SLOW_TOTAL >> 20,
-            ),
-        ]
     }
 }

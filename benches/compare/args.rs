@@ -2,10 +2,12 @@
 
 use crate::targets::Kind;
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 /// Text printed by `--help`.
 pub const HELP: &str = "\
-compare: side-by-side benchmark of ringproxy, nginx (stream), HAProxy (mode tcp) and direct
+compare: side-by-side benchmark of ringproxy, nginx (stream), HAProxy (mode tcp) and direct,
+optionally against another ringproxy build (--baseline)
 
 USAGE:
     cargo bench --bench compare -- [OPTIONS]
@@ -14,7 +16,16 @@ OPTIONS:
     --seconds N         length of each timed run, fractional allowed [default: 3]
     --repeat N          runs of each workload; figures are medians [default: 3]
     --sweep             also run bulk and ping-pong with 4KiB, 16KiB, 64KiB, 256KiB buffers
-    --only LIST         comma-separated targets: direct,ringproxy,nginx,haproxy [default: all]
+    --only LIST         comma-separated targets: direct,ringproxy,baseline,nginx,haproxy
+                        (baseline only with --baseline) [default: all]
+    --baseline PATH     another ringproxy release binary, e.g. built from an earlier commit,
+                        measured as target baseline exactly like ringproxy (same flags,
+                        pinning, workloads and repeats, interleaved); adds a
+                        `ringproxy ÷ baseline` column. To build one:
+                          git worktree add /tmp/base COMMIT
+                          cargo build --release --manifest-path /tmp/base/Cargo.toml \\
+                              --target-dir /tmp/base/target
+                        then --baseline /tmp/base/target/release/ringproxy
     --workloads LIST    comma-separated: bulk,pingpong,connrate,memory,slowreader [default: all]
     --buffer-size SIZE  buffer per direction for every proxy [default: 16KiB]
     --workers N         ringproxy --workers N (when its --help lists the flag) and nginx
@@ -61,6 +72,8 @@ pub struct Options {
     pub sweep: bool,
     /// Targets to measure, in report order.
     pub only: Vec<Kind>,
+    /// Another ringproxy binary to measure as [`Kind::Baseline`].
+    pub baseline: Option<PathBuf>,
     /// Workload groups to run (names from [`WORKLOAD_GROUPS`]).
     pub workloads: Vec<&'static str>,
     /// Buffer bytes per direction for the main run.
@@ -108,12 +121,26 @@ pub fn parse() -> Result<Options, Option<String>> {
         return Err(Some("--repeat must be at least 1".into()));
     }
     let sweep = args.contains("--sweep");
+    let baseline = args
+        .opt_value_from_os_str("--baseline", |s| Ok::<_, String>(PathBuf::from(s)))
+        .map_err(|e| err("--baseline", e))?;
+    if let Some(path) = &baseline
+        && !path.is_file()
+    {
+        return Err(Some(format!(
+            "--baseline: {} is not a file (expected a ringproxy binary)",
+            path.display()
+        )));
+    }
     let only = match args
         .opt_value_from_str::<_, String>("--only")
         .map_err(|e| err("--only", e))?
     {
-        Some(list) => parse_targets(&list)?,
-        None => Kind::ALL.to_vec(),
+        Some(list) => parse_targets(&list, baseline.is_some())?,
+        None => Kind::ALL
+            .into_iter()
+            .filter(|&k| k != Kind::Baseline || baseline.is_some())
+            .collect(),
     };
     let workloads = match args
         .opt_value_from_str::<_, String>("--workloads")
@@ -172,6 +199,7 @@ pub fn parse() -> Result<Options, Option<String>> {
         repeat,
         sweep,
         only,
+        baseline,
         workloads,
         buffer_size,
         workers,
@@ -182,18 +210,26 @@ pub fn parse() -> Result<Options, Option<String>> {
     })
 }
 
-/// Parses `direct,ringproxy,...` into targets in the canonical report order.
-fn parse_targets(list: &str) -> Result<Vec<Kind>, Option<String>> {
+/// Parses `direct,ringproxy,...` into targets in the canonical report order; `baseline`
+/// is a target only when `has_baseline` (`--baseline` was given).
+fn parse_targets(list: &str, has_baseline: bool) -> Result<Vec<Kind>, Option<String>> {
     let mut wanted = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let kind = Kind::ALL
             .into_iter()
             .find(|k| k.name() == name)
             .ok_or_else(|| {
+                let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
                 Some(format!(
-                    "--only: unknown target {name:?} (expected direct, ringproxy, nginx, haproxy)"
+                    "--only: unknown target {name:?} (expected {})",
+                    names.join(", ")
                 ))
             })?;
+        if kind == Kind::Baseline && !has_baseline {
+            return Err(Some(
+                "--only: target baseline needs --baseline PATH (see --help)".into(),
+            ));
+        }
         wanted.push(kind);
     }
     if wanted.is_empty() {

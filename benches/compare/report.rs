@@ -188,6 +188,7 @@ pub fn format_value(v: f64) -> String {
     }
 }
 
+/// `value ÷ reference` as `1.02×`, or `—` when either is missing or the reference is 0.
 fn format_ratio(value: Option<f64>, reference: Option<f64>) -> String {
     match (value, reference) {
         (Some(v), Some(r)) if r != 0.0 => format!("{:.2}×", v / r),
@@ -222,8 +223,17 @@ pub fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The main table: one row per metric, a column per target, then each proxy's ratio to
-/// nginx and to direct.
+/// The comparisons of ringproxy with the baseline: `[ringproxy]` when both are measured.
+fn vs_baseline(kinds: &[Kind]) -> Vec<Kind> {
+    if kinds.contains(&Kind::Baseline) && kinds.contains(&Kind::Ringproxy) {
+        vec![Kind::Ringproxy]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The main table: one row per metric, a column per target, then ringproxy's ratio to the
+/// baseline and each proxy's ratio to nginx and to direct.
 pub fn main_table(results: &Results, kinds: &[Kind], buffer: usize) -> String {
     let proxies: Vec<Kind> = kinds
         .iter()
@@ -251,6 +261,12 @@ pub fn main_table(results: &Results, kinds: &[Kind], buffer: usize) -> String {
     } else {
         Vec::new()
     };
+    let vs_baseline = vs_baseline(kinds);
+    header.extend(
+        vs_baseline
+            .iter()
+            .map(|k| format!("{} ÷ baseline", k.name())),
+    );
     header.extend(vs_nginx.iter().map(|k| format!("{} ÷ nginx", k.name())));
     header.extend(vs_direct.iter().map(|k| format!("{} ÷ direct", k.name())));
     let mut rows = Vec::new();
@@ -272,6 +288,11 @@ pub fn main_table(results: &Results, kinds: &[Kind], buffer: usize) -> String {
         ];
         row.extend(kinds.iter().map(|&k| results.cell(metric, k, buffer)));
         row.extend(
+            vs_baseline
+                .iter()
+                .map(|&k| format_ratio(value(k), value(Kind::Baseline))),
+        );
+        row.extend(
             vs_nginx
                 .iter()
                 .map(|&k| format_ratio(value(k), value(Kind::Nginx))),
@@ -287,7 +308,7 @@ pub fn main_table(results: &Results, kinds: &[Kind], buffer: usize) -> String {
 }
 
 /// The sweep table: one row per (metric, proxy), a column per buffer size, then per size
-/// the proxy's ratio to nginx in a second block of rows.
+/// ringproxy's ratio to the baseline and each proxy's ratio to nginx in further rows.
 pub fn sweep_table(
     results: &Results,
     kinds: &[Kind],
@@ -309,21 +330,33 @@ pub fn sweep_table(
             row.extend(buffers.iter().map(|&b| results.cell(metric, k, b)));
             rows.push(row);
         }
-        if proxies.contains(&Kind::Nginx) {
-            for &k in proxies.iter().filter(|&&k| k != Kind::Nginx) {
-                let mut row = vec![
-                    label.to_string(),
-                    "ratio".into(),
-                    format!("{} ÷ nginx", k.name()),
-                ];
-                row.extend(buffers.iter().map(|&b| {
-                    format_ratio(
-                        results.median(metric, k, b),
-                        results.median(metric, Kind::Nginx, b),
-                    )
-                }));
-                rows.push(row);
-            }
+        let vs_nginx: &[Kind] = if proxies.contains(&Kind::Nginx) {
+            &proxies
+        } else {
+            &[]
+        };
+        let ratios = vs_baseline(kinds)
+            .into_iter()
+            .map(|k| (k, Kind::Baseline))
+            .chain(
+                vs_nginx
+                    .iter()
+                    .filter(|&&k| k != Kind::Nginx)
+                    .map(|&k| (k, Kind::Nginx)),
+            );
+        for (k, reference) in ratios {
+            let mut row = vec![
+                label.to_string(),
+                "ratio".into(),
+                format!("{} ÷ {}", k.name(), reference.name()),
+            ];
+            row.extend(buffers.iter().map(|&b| {
+                format_ratio(
+                    results.median(metric, k, b),
+                    results.median(metric, reference, b),
+                )
+            }));
+            rows.push(row);
         }
     }
     markdown(&header, &rows)
