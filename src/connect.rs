@@ -60,3 +60,9 @@ pub fn check(stream: &TcpStream) -> ConnectCheck {
 pub fn set_reset_on_close(stream: &TcpStream) {
     let _ = SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
 }
+
+/// Turns TCP keepalive on for `stream` with `keepalive`'s times (failures are ignored: the
+/// connection works without it).
+pub fn set_keepalive(stream: &TcpStream, keepalive: &socket2::TcpKeepalive) {
+    let _ = SockRef::from(stream).set_tcp_keepalive(keepalive);
+}

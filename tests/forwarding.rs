@@ -1,6 +1,7 @@
 //! Byte forwarding through an in-process proxy: single and repeated echo round trips, 64 MiB
 //! each way at once, 1000 concurrent connections without cross-talk, IPv6 loopback,
-//! TCP_NODELAY on both of the proxy's sockets, and stopping the loop closing its connections.
+//! TCP_NODELAY and keepalive on both of the proxy's sockets, and stopping the loop closing its
+//! connections.
 
 mod common;
 
@@ -119,8 +120,8 @@ fn ipv6_loopback() {
 }
 
 /// Finds the socket of this process whose local and peer addresses are as given and returns
-/// its TCP_NODELAY setting. The in-process proxy's sockets live in the test process.
-fn nodelay_of(local: SocketAddr, peer: SocketAddr) -> Option<bool> {
+/// what `get` reads of it. The in-process proxy's sockets live in the test process.
+fn option_of<T>(local: SocketAddr, peer: SocketAddr, get: impl Fn(&SockRef) -> T) -> Option<T> {
     for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
         let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -136,26 +137,39 @@ fn nodelay_of(local: SocketAddr, peer: SocketAddr) -> Option<bool> {
         let s = SockRef::from(&fd);
         let addr = |a: std::io::Result<socket2::SockAddr>| a.ok().and_then(|a| a.as_socket());
         if addr(s.local_addr()) == Some(local) && addr(s.peer_addr()) == Some(peer) {
-            return s.tcp_nodelay().ok();
+            return Some(get(&s));
         }
     }
     None
+}
+
+/// Opens a connection through `proxy` to `accepted`'s backend and reads `get` of the
+/// proxy's two sockets: (client side, upstream side).
+fn proxy_socket_options<T>(
+    proxy: &TestProxy,
+    backend: SocketAddr,
+    accepted: &Accepted,
+    get: impl Fn(&SockRef) -> T,
+) -> (Option<T>, Option<T>) {
+    let mut client = connect(proxy.addr);
+    client.write_all(b"x").unwrap();
+    let mut upstream = accepted.next(IO_TIMEOUT);
+    let mut byte = [0u8; 1];
+    upstream.read_exact(&mut byte).unwrap();
+    // The proxy's client socket: local = the proxy's address, peer = our client.
+    let client_side = option_of(proxy.addr, client.local_addr().unwrap(), &get);
+    // The proxy's upstream socket: local = what the backend sees as its peer.
+    let upstream_side = option_of(upstream.peer_addr().unwrap(), backend, &get);
+    (client_side, upstream_side)
 }
 
 #[test]
 fn tcp_nodelay_is_set_on_both_proxy_sockets() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
-    let mut client = connect(proxy.addr);
-    client.write_all(b"x").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    let mut byte = [0u8; 1];
-    upstream.read_exact(&mut byte).unwrap();
-
-    // The proxy's client socket: local = the proxy's address, peer = our client.
-    let client_side = nodelay_of(proxy.addr, client.local_addr().unwrap());
-    // The proxy's upstream socket: local = what the backend sees as its peer.
-    let upstream_side = nodelay_of(upstream.peer_addr().unwrap(), backend.addr);
+    let (client_side, upstream_side) =
+        proxy_socket_options(&proxy, backend.addr, &accepted, |s| s.tcp_nodelay().ok());
+    let (client_side, upstream_side) = (client_side.flatten(), upstream_side.flatten());
     assert_eq!(
         client_side,
         Some(true),
@@ -165,6 +179,52 @@ fn tcp_nodelay_is_set_on_both_proxy_sockets() {
         upstream_side,
         Some(true),
         "TCP_NODELAY on the upstream socket"
+    );
+    proxy.stop();
+}
+
+#[test]
+fn keepalive_is_set_on_both_proxy_sockets_when_asked_for() {
+    let keepalive = |s: &SockRef| {
+        let on = s.keepalive().ok()?;
+        let times = (
+            s.tcp_keepalive_time().ok()?,
+            s.tcp_keepalive_interval().ok()?,
+        );
+        Some((on, times, s.tcp_keepalive_retries().ok()?))
+    };
+    let (backend, accepted) = Backend::channel();
+    let proxy = TestProxy::to(&[backend.addr]);
+    let (client_side, upstream_side) =
+        proxy_socket_options(&proxy, backend.addr, &accepted, keepalive);
+    assert_eq!(
+        client_side.flatten().map(|k| k.0),
+        Some(false),
+        "off by default"
+    );
+    assert_eq!(
+        upstream_side.flatten().map(|k| k.0),
+        Some(false),
+        "off by default"
+    );
+    proxy.stop();
+
+    let (backend, accepted) = Backend::channel();
+    let proxy = Settings::to(&[backend.addr])
+        .route(|s| {
+            s.keepalive = Some(Duration::from_secs(60));
+            s.keepalive_interval = Some(Duration::from_millis(2500));
+            s.keepalive_count = Some(4);
+        })
+        .start();
+    let expected = (true, (Duration::from_secs(60), Duration::from_secs(3)), 4);
+    let (client_side, upstream_side) =
+        proxy_socket_options(&proxy, backend.addr, &accepted, keepalive);
+    assert_eq!(client_side.flatten(), Some(expected), "the accepted socket");
+    assert_eq!(
+        upstream_side.flatten(),
+        Some(expected),
+        "the upstream socket"
     );
     proxy.stop();
 }

@@ -309,6 +309,9 @@ impl Proxy {
         });
         match started {
             Ok(stream) => {
+                if let Some(keepalive) = route.keepalive() {
+                    connect::set_keepalive(&stream, &keepalive);
+                }
                 if self.gate.short_of_sockets {
                     info!("upstream sockets available again");
                     self.gate.short_of_sockets = false;
@@ -504,6 +507,9 @@ impl Proxy {
         let id = self.next_id;
         self.next_id += 1;
         let state = &mut self.routes[route];
+        if let Some(keepalive) = state.keepalive() {
+            connect::set_keepalive(&stream, &keepalive);
+        }
         let (idle, policy) = (state.settings.idle_timeout, state.connect_policy());
         let pair = entry.insert(Pair::new(id, route, stream, addr, idle, policy, now));
         state.stats.accepted += 1;

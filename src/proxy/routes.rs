@@ -118,6 +118,22 @@ impl RouteState {
             .unwrap_or(self.settings.connect_timeout)
     }
 
+    /// The keepalive to set on this route's sockets, if it is on: times in whole seconds,
+    /// rounded up, as the kernel takes them.
+    pub fn keepalive(&self) -> Option<socket2::TcpKeepalive> {
+        let whole_secs =
+            |d: Duration| Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        let s = &self.settings;
+        let mut keepalive = socket2::TcpKeepalive::new().with_time(whole_secs(s.keepalive?));
+        if let Some(interval) = s.keepalive_interval {
+            keepalive = keepalive.with_interval(whole_secs(interval));
+        }
+        if let Some(count) = s.keepalive_count {
+            keepalive = keepalive.with_retries(count);
+        }
+        Some(keepalive)
+    }
+
     /// How a new client of this route may try servers.
     pub fn connect_policy(&self) -> ConnectPolicy {
         ConnectPolicy {

@@ -147,6 +147,47 @@ impl Kind for Dur {
     }
 }
 
+/// A duration within `min..=max`, read and printed as [`Dur`] reads and prints it.
+#[derive(Debug, Clone, Copy)]
+pub struct DurBetween {
+    min: Duration,
+    max: Duration,
+}
+
+impl DurBetween {
+    /// Durations from `min` to `max` (both within what [`Dur`] accepts).
+    pub const fn new(min: Duration, max: Duration) -> DurBetween {
+        DurBetween { min, max }
+    }
+}
+
+impl Kind for DurBetween {
+    type Value = Duration;
+    fn expected(&self) -> String {
+        format!(
+            "a duration such as \"500ms\", \"5s\", \"2m\" or \"1h\" (a bare number is seconds), \
+             from {} to {}",
+            duration_str(self.min),
+            duration_str(self.max)
+        )
+    }
+    fn parse_flag(&self, s: &str) -> Option<Duration> {
+        Dur.parse_flag(s).filter(|d| self.check(d))
+    }
+    fn parse_toml(&self, v: &DeValue<'_>) -> Option<Duration> {
+        Dur.parse_toml(v).filter(|d| self.check(d))
+    }
+    fn check(&self, v: &Duration) -> bool {
+        (self.min..=self.max).contains(v)
+    }
+    fn show(&self, v: &Duration) -> String {
+        duration_str(*v)
+    }
+    fn toml(&self, v: &Duration) -> Option<String> {
+        Dur.toml(v)
+    }
+}
+
 /// Parses a duration: a whole number with a unit `ms`, `s`, `m`, `h` or `d` (a bare number is
 /// seconds, as in nginx). Zero and anything above 30 days are rejected (`None`).
 pub fn parse_duration(s: &str) -> Option<Duration> {

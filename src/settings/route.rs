@@ -5,11 +5,14 @@
 //! `[defaults]`), `--check`, the range check and `--help` follow from the entry. Defaults
 //! follow nginx's `stream` module and HAProxy where they have an equivalent.
 
-use super::kinds::{Choice, Dur, Named, Optional, Size, Switch, Whole};
+use super::kinds::{Choice, Dur, DurBetween, Named, Optional, Size, Switch, Whole};
 use std::time::Duration;
 
 /// Largest accepted buffer size.
 pub const MAX_BUFFER_SIZE: usize = 256 * 1024 * 1024;
+
+/// What the kernel takes for keepalive times: 1 to 32767 seconds.
+const KEEPALIVE: DurBetween = DurBetween::new(Duration::from_secs(1), Duration::from_secs(32767));
 
 /// How the balancer picks a server (`--balance`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,6 +63,18 @@ crate::settings! {
             "close a connection idle this long\n(500ms, 5s, 2m, 1h, 1d; a bare number is seconds)";
         /// Listen backlog.
         backlog: u32 = 1024, Whole::new(1, 65535), "N", Options, "listen backlog";
+        /// TCP keepalive on the client and upstream sockets: idle time before the first
+        /// probe, in whole seconds (rounded up), as the kernel counts it (nginx
+        /// `so_keepalive`, HAProxy `clitcpka`/`srvtcpka`).
+        keepalive: Option<Duration> = None, Optional(KEEPALIVE, "off"), "DUR", Options,
+            "TCP keepalive on both sockets after this idle time";
+        /// Time between keepalive probes (with `keepalive`; the system's when unset).
+        keepalive_interval: Option<Duration> = None, Optional(KEEPALIVE, "the system's"),
+            "DUR", Options, "time between keepalive probes";
+        /// Unanswered probes before the connection is dropped (with `keepalive`; the
+        /// system's when unset).
+        keepalive_count: Option<u32> = None, Optional(Whole::new(1, 127), "the system's"), "N",
+            Options, "unanswered keepalive probes before the connection drops";
         /// Balancing policy.
         balance: BalancePolicy = BalancePolicy::RoundRobin, Choice::new(), "POLICY", Balancing,
             "round-robin (smooth weighted), least-conn, ip-hash\n(consistent hashing), random-two";

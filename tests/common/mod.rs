@@ -9,6 +9,7 @@
 
 use ringproxy::config::{Config, UpstreamSpec, raise_fd_limit};
 use ringproxy::proxy::{Handle, Proxy};
+use ringproxy::settings::RouteSettings;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -112,6 +113,12 @@ impl Settings {
     /// Time a pair may move no byte before it is closed.
     pub fn idle_timeout(mut self, timeout: Duration) -> Settings {
         self.config.route().settings.idle_timeout = timeout;
+        self
+    }
+
+    /// Any other per-route setting.
+    pub fn route(mut self, set: impl FnOnce(&mut RouteSettings)) -> Settings {
+        set(&mut self.config.route().settings);
         self
     }
 
