@@ -20,7 +20,7 @@ fn ns_per_pick(policy: BalancePolicy, servers: usize) -> f64 {
         (Ipv4Addr::from(0x0a00_0000 + i), 80).into()
     }));
     for (i, server) in pool.servers.iter_mut().enumerate() {
-        server.weight = 1 + (i % 3) as u32;
+        server.options.weight = 1 + (i % 3) as u32;
         server.active = i % 7;
     }
     let mut balancer = Balancer::new(policy, &pool, 42);

@@ -40,8 +40,14 @@ pub struct Record<'a> {
     pub end: SystemTime,
     /// The route's name.
     pub route: &'a str,
-    /// The client's address.
+    /// The client's address (from the PROXY header when one was accepted).
     pub client: SocketAddr,
+    /// The immediate peer, when a PROXY header named another client.
+    pub peer: Option<SocketAddr>,
+    /// The PROXY header's AUTHORITY TLV.
+    pub authority: Option<&'a str>,
+    /// The PROXY header's UNIQUE_ID TLV.
+    pub unique_id: Option<&'a [u8]>,
     /// The server the client was connected to, if any.
     pub upstream: Option<SocketAddr>,
     /// Bytes delivered from the client to the upstream.
@@ -248,11 +254,14 @@ fn open_append(path: &std::path::Path) -> io::Result<File> {
 /// Appends one text line (with its `\n`) for `record` to `out`:
 ///
 /// `CLIENT [DD/Mon/YYYY:HH:MM:SS +0000] TCP ROUTE UPSTREAM up=N down=N connect=S duration=S
-/// ended=REASON peak_up=N peak_down=N stall_up=S stall_down=S`
+/// ended=REASON peak_up=N peak_down=N stall_up=S stall_down=S[ peer=ADDR][ authority=S][
+/// unique_id=S]`
 ///
 /// Seconds have three decimals (truncated to the millisecond); an absent upstream or connect
-/// time is `-`. In the route name, spaces, control characters, `"` and `\` are written as
-/// `\xHH` so that the line always splits on spaces into the same fields.
+/// time is `-`; the last three fields appear only when a PROXY header gave them. In the route
+/// name, the authority and the unique id, spaces, control characters, `"` and `\` (and in the
+/// unique id any byte outside printable ASCII) are written as `\xHH`, so that the line always
+/// splits on spaces into the same fields.
 pub fn format_text(record: &Record, out: &mut String) {
     let (secs, _) = unix_time(record.end);
     let t = Civil::from_unix(secs);
@@ -267,19 +276,7 @@ pub fn format_text(record: &Record, out: &mut String) {
         t.minute,
         t.second
     );
-    if record.route.is_empty() {
-        out.push('-');
-    }
-    for c in record.route.chars() {
-        if c.is_whitespace() || c.is_control() || c == '"' || c == '\\' {
-            let mut bytes = [0; 4];
-            for b in c.encode_utf8(&mut bytes).bytes() {
-                let _ = write!(out, "\\x{b:02X}");
-            }
-        } else {
-            out.push(c);
-        }
-    }
+    push_text_field(out, record.route);
     out.push(' ');
     match record.upstream {
         Some(addr) => {
@@ -308,14 +305,54 @@ pub fn format_text(record: &Record, out: &mut String) {
     push_secs(out, record.stalled_to_upstream);
     out.push_str(" stall_down=");
     push_secs(out, record.stalled_to_client);
+    if let Some(peer) = record.peer {
+        let _ = write!(out, " peer={peer}");
+    }
+    if let Some(authority) = record.authority {
+        out.push_str(" authority=");
+        push_text_field(out, authority);
+    }
+    if let Some(id) = record.unique_id {
+        out.push_str(" unique_id=");
+        if id.is_empty() {
+            out.push('-');
+        }
+        for &b in id {
+            if b.is_ascii_graphic() && b != b'"' && b != b'\\' {
+                out.push(char::from(b));
+            } else {
+                let _ = write!(out, "\\x{b:02X}");
+            }
+        }
+    }
     out.push('\n');
+}
+
+/// Appends `s` as one space-free field: `-` when empty, spaces, control characters, `"` and
+/// `\` as `\xHH` (per UTF-8 byte).
+fn push_text_field(out: &mut String, s: &str) {
+    if s.is_empty() {
+        out.push('-');
+    }
+    for c in s.chars() {
+        if c.is_whitespace() || c.is_control() || c == '"' || c == '\\' {
+            let mut bytes = [0; 4];
+            for b in c.encode_utf8(&mut bytes).bytes() {
+                let _ = write!(out, "\\x{b:02X}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
 }
 
 /// Appends one JSON object (with its `\n`) for `record` to `out`, keys in this order:
 /// `time` (RFC 3339 UTC with milliseconds), `route`, `client`, `upstream` (null if none),
 /// `bytes_to_upstream`, `bytes_to_client`, `connect_time` (seconds, null if none),
 /// `duration`, `ended`, `peak_to_upstream`, `peak_to_client`, `stalled_to_upstream`,
-/// `stalled_to_client` (seconds). Seconds are numbers with three decimals.
+/// `stalled_to_client` (seconds), then `peer`, `authority`, `unique_id` only when a PROXY
+/// header gave them (the unique id as a string, bytes that are not UTF-8 replaced). Seconds
+/// are numbers with three decimals.
 pub fn format_json(record: &Record, out: &mut String) {
     let (secs, millis) = unix_time(record.end);
     let t = Civil::from_unix(secs);
@@ -353,6 +390,17 @@ pub fn format_json(record: &Record, out: &mut String) {
     push_secs(out, record.stalled_to_upstream);
     out.push_str(",\"stalled_to_client\":");
     push_secs(out, record.stalled_to_client);
+    if let Some(peer) = record.peer {
+        let _ = write!(out, ",\"peer\":\"{peer}\"");
+    }
+    if let Some(authority) = record.authority {
+        out.push_str(",\"authority\":");
+        push_json_str(out, authority);
+    }
+    if let Some(id) = record.unique_id {
+        out.push_str(",\"unique_id\":");
+        push_json_str(out, &String::from_utf8_lossy(id));
+    }
     out.push_str("}\n");
 }
 
@@ -464,6 +512,9 @@ mod tests {
             end: at(NOV_26_2026, 789),
             route: "web",
             client: "127.0.0.1:51234".parse().expect("test address"),
+            peer: None,
+            authority: None,
+            unique_id: None,
             upstream: Some("127.0.0.1:8078".parse().expect("test address")),
             bytes_to_upstream: 1234,
             bytes_to_client: 5678,

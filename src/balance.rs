@@ -88,7 +88,7 @@ impl Balancer {
         self.order.remove(&(load, seq, id));
         self.seq += 1;
         let server = &pool.servers[id];
-        let load = ((server.active as u64) << 24) / u64::from(server.weight.max(1));
+        let load = ((server.active as u64) << 24) / u64::from(server.options.weight.max(1));
         self.keys[id] = (load, self.seq);
         self.order.insert((load, self.seq, id));
     }
@@ -101,10 +101,10 @@ impl Balancer {
         tried: &[UpstreamId],
         now: Instant,
     ) -> Option<UpstreamId> {
-        let healthy_primary = |s: &Upstream| !s.backup && s.is_available(now);
-        let healthy_backup = |s: &Upstream| s.backup && s.is_available(now);
-        let any_primary = |s: &Upstream| !s.backup && s.can_take();
-        let any_backup = |s: &Upstream| s.backup && s.can_take();
+        let healthy_primary = |s: &Upstream| !s.options.backup && s.is_available(now);
+        let healthy_backup = |s: &Upstream| s.options.backup && s.is_available(now);
+        let any_primary = |s: &Upstream| !s.options.backup && s.can_take();
+        let any_backup = |s: &Upstream| s.options.backup && s.can_take();
         let tiers: [&dyn Fn(&Upstream) -> bool; 4] =
             [&healthy_primary, &healthy_backup, &any_primary, &any_backup];
         tiers.into_iter().find_map(|tier| {
@@ -248,13 +248,17 @@ impl Balancer {
 /// One period of nginx's smooth weighted round robin over all servers: each step every
 /// server gains its weight, the richest is picked and pays the total.
 fn smooth_weighted_sequence(pool: &Pool) -> Vec<UpstreamId> {
-    let total: i64 = pool.servers.iter().map(|s| i64::from(s.weight)).sum();
+    let total: i64 = pool
+        .servers
+        .iter()
+        .map(|s| i64::from(s.options.weight))
+        .sum();
     let mut current = vec![0i64; pool.len()];
     (0..total)
         .filter_map(|_| {
             let mut best: Option<UpstreamId> = None;
             for (id, server) in pool.servers.iter().enumerate() {
-                current[id] += i64::from(server.weight);
+                current[id] += i64::from(server.options.weight);
                 if best.is_none_or(|b| current[id] > current[b]) {
                     best = Some(id);
                 }
@@ -266,9 +270,10 @@ fn smooth_weighted_sequence(pool: &Pool) -> Vec<UpstreamId> {
         .collect()
 }
 
-/// `a.active / a.weight < b.active / b.weight`, without division.
+/// `a.active / a.options.weight < b.active / b.options.weight`, without division.
 fn less_loaded(a: &Upstream, b: &Upstream) -> bool {
-    (a.active as u128) * u128::from(b.weight) < (b.active as u128) * u128::from(a.weight)
+    (a.active as u128) * u128::from(b.options.weight)
+        < (b.active as u128) * u128::from(a.options.weight)
 }
 
 /// The ring: `POINTS_PER_WEIGHT × weight` points per server, placed by hashing the server's
@@ -277,7 +282,7 @@ fn build_ring(pool: &Pool) -> Vec<(u64, UpstreamId)> {
     let mut ring = Vec::new();
     for (id, server) in pool.servers.iter().enumerate() {
         let name = server.addr.to_string();
-        for i in 0..POINTS_PER_WEIGHT * server.weight {
+        for i in 0..POINTS_PER_WEIGHT * server.options.weight {
             let mut h = Fnv::default();
             h.write(name.as_bytes());
             h.write(b"#");
@@ -355,7 +360,7 @@ mod tests {
     #[test]
     fn smooth_weighted_round_robin_interleaves_5_1_1() {
         let mut pool = pool(3);
-        pool.servers[0].weight = 5;
+        pool.servers[0].options.weight = 5;
         let mut b = Balancer::new(BalancePolicy::RoundRobin, &pool, 1);
         assert_eq!(
             picks(&mut b, &pool, 14),
@@ -392,12 +397,12 @@ mod tests {
         pool.servers[2].active = 2;
         let mut b = Balancer::new(BalancePolicy::LeastConn, &pool, 1);
         assert_eq!(picks(&mut b, &pool, 1), [1]);
-        pool.servers[2].weight = 4; // 2/4 < 1/1
+        pool.servers[2].options.weight = 4; // 2/4 < 1/1
         b.update(&pool, 2);
         assert_eq!(picks(&mut b, &pool, 1), [2]);
         for id in 0..3 {
             pool.servers[id].active = 0;
-            pool.servers[id].weight = 1;
+            pool.servers[id].options.weight = 1;
             b.update(&pool, id);
         }
         assert_eq!(picks(&mut b, &pool, 4), [0, 1, 2, 0]);
@@ -443,7 +448,7 @@ mod tests {
         );
 
         // Server 3 leaves (down): only its own clients move.
-        pool10.servers[3].down = true;
+        pool10.servers[3].options.down = true;
         let after = assignment(&mut b10, &pool10, CLIENTS);
         let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
         assert_eq!(moved, per_server[3]);
@@ -466,8 +471,8 @@ mod tests {
     #[test]
     fn random_two_never_picks_a_full_or_down_server_and_prefers_the_less_loaded() {
         let mut pool = pool(6);
-        pool.servers[0].down = true;
-        pool.servers[1].max_conns = Some(2);
+        pool.servers[0].options.down = true;
+        pool.servers[1].options.max_conns = Some(2);
         pool.servers[1].active = 2;
         pool.servers[2]
             .checks
@@ -489,29 +494,29 @@ mod tests {
     #[test]
     fn backups_only_when_every_primary_is_unavailable() {
         let mut pool = pool(3);
-        pool.servers[2].backup = true;
+        pool.servers[2].options.backup = true;
         let mut b = Balancer::new(BalancePolicy::RoundRobin, &pool, 1);
         assert!(picks(&mut b, &pool, 10).iter().all(|&id| id != 2));
-        pool.servers[0].down = true;
-        pool.servers[1].max_conns = Some(0);
+        pool.servers[0].options.down = true;
+        pool.servers[1].options.max_conns = Some(0);
         assert_eq!(picks(&mut b, &pool, 3), [2, 2, 2]);
     }
 
     #[test]
     fn max_conns_is_respected() {
         let mut pool = pool(2);
-        pool.servers[0].max_conns = Some(1);
+        pool.servers[0].options.max_conns = Some(1);
         pool.servers[0].active = 1;
         let mut b = Balancer::new(BalancePolicy::LeastConn, &pool, 1);
         assert_eq!(picks(&mut b, &pool, 3), [1, 1, 1]);
-        pool.servers[1].max_conns = Some(0);
+        pool.servers[1].options.max_conns = Some(0);
         assert_eq!(b.pick(&pool, client(1), &[], Instant::now()), None);
     }
 
     #[test]
     fn passive_marks_are_ignored_only_as_a_last_resort() {
         let mut pool = pool(3);
-        pool.servers[2].backup = true;
+        pool.servers[2].options.backup = true;
         let now = Instant::now();
         let policy = PassivePolicy {
             max_fails: 1,

@@ -34,6 +34,12 @@ pub trait Buffer {
     fn is_full(&self) -> bool {
         self.len() == self.capacity()
     }
+    /// The oldest bytes held, as one slice (all of them unless they wrap around; a buffer
+    /// that was never drained does not wrap): what the phase before the upstream reads, such
+    /// as a PROXY header, without taking it out.
+    fn front(&self) -> &[u8];
+    /// Drops the `n` oldest bytes (at most `front().len()`) without writing them anywhere.
+    fn discard(&mut self, n: usize);
     /// Takes storage from `pool` unless it has some already: call before reading.
     fn take_storage(&mut self, pool: &mut Self::Pool);
     /// Gives its storage back to `pool` if it is empty: call after a round of I/O.
@@ -55,6 +61,12 @@ impl Buffer for Ring {
     }
     fn has_storage(&self) -> bool {
         Ring::has_storage(self)
+    }
+    fn front(&self) -> &[u8] {
+        self.filled().0
+    }
+    fn discard(&mut self, n: usize) {
+        self.consume(n.min(self.filled().0.len()));
     }
     fn take_storage(&mut self, pool: &mut BufferPool) {
         pool.fill(self);

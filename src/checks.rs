@@ -4,7 +4,10 @@
 //! `Probes` owns only the sockets of probes in flight, in a slab whose key is the probe's
 //! token; each probe names its route and server, whose [`crate::upstream::CheckState`] says
 //! it is probing. A probe also has a sequence number, so a timeout that fires after its
-//! probe finished (and the slab key was reused) is recognised as stale.
+//! probe finished (and the slab key was reused) is recognised as stale. A server that
+//! expects a PROXY header is sent one without addresses (v2 LOCAL, v1 `PROXY UNKNOWN`) once
+//! the probe connects, so it sees no broken header, and the probe then ends with a FIN;
+//! other probes end with RST, as HAProxy's do, leaving no TIME_WAIT.
 
 use crate::connect::{self, ConnectCheck};
 use crate::token;
@@ -22,6 +25,8 @@ struct Probe {
     route: usize,
     server: UpstreamId,
     seq: u64,
+    /// Sent once connected (a PROXY header), then the probe closes with FIN.
+    hello: Vec<u8>,
 }
 
 /// The probes in flight in one loop.
@@ -43,13 +48,13 @@ pub struct Finished {
 }
 
 impl Probes {
-    /// Starts a probe of `server` of `route` at `addr`; returns its key and sequence number
-    /// for the timeout.
+    /// Starts a probe of `server` of `route` at `addr` that sends `hello` once connected;
+    /// returns its key and sequence number for the timeout.
     pub fn start(
         &mut self,
-        route: usize,
-        server: UpstreamId,
+        (route, server): (usize, UpstreamId),
         addr: SocketAddr,
+        hello: Vec<u8>,
         registry: &Registry,
     ) -> io::Result<(usize, u64)> {
         let entry = self.probes.vacant_entry();
@@ -63,6 +68,7 @@ impl Probes {
             route,
             server,
             seq,
+            hello,
         });
         Ok((key, seq))
     }
@@ -84,10 +90,16 @@ impl Probes {
         current.then(|| self.close(key, false))
     }
 
-    /// Closes with RST, as HAProxy does, so probes leave no TIME_WAIT behind.
+    /// Closes probe `key`: after its hello with FIN, else with RST.
     fn close(&mut self, key: usize, up: bool) -> Finished {
-        let probe = self.probes.remove(key);
-        connect::set_reset_on_close(&probe.stream);
+        let mut probe = self.probes.remove(key);
+        if up && !probe.hello.is_empty() {
+            // A fresh socket's send buffer takes a header of at most 107 or 16 bytes at once.
+            let _ = io::Write::write(&mut probe.stream, &probe.hello);
+            let _ = probe.stream.shutdown(std::net::Shutdown::Write);
+        } else {
+            connect::set_reset_on_close(&probe.stream);
+        }
         Finished {
             route: probe.route,
             server: probe.server,

@@ -147,6 +147,12 @@ fn read_setting(
     let flag = field.flag;
     let value = if field.switch {
         args.contains(flag).then(|| "true".to_string())
+    } else if field.list {
+        let mut values = Vec::new();
+        while let Some(value) = opt_string(args, flag, flag, "a value")? {
+            values.push(value);
+        }
+        (!values.is_empty()).then(|| values.join(","))
     } else {
         opt_string(args, flag, flag, "a value")?
     };
@@ -268,6 +274,8 @@ pub fn help() -> String {
     help_fields(&mut out, Section::Options);
     out.push_str("\nBALANCING AND HEALTH:\n");
     help_fields(&mut out, Section::Balancing);
+    out.push_str("\nCLIENT IDENTITY (PROXY PROTOCOL):\n");
+    help_fields(&mut out, Section::Identity);
     out.push_str("\nOPERATING:\n");
     help_entry(
         &mut out,

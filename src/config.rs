@@ -214,6 +214,22 @@ impl ValidConfig {
         self.0
     }
 
+    /// What is valid but risky, one sentence each: a route that takes PROXY headers from
+    /// any source lets any client claim any address.
+    pub fn warnings(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .filter(|r| r.settings.accept_proxy && r.settings.proxy_trusted.is_empty())
+            .map(|r| {
+                format!(
+                    "route {}: accept_proxy without proxy_trusted: any client may send a PROXY \
+                     header and claim any address",
+                    quote(&r.name)
+                )
+            })
+            .collect()
+    }
+
     /// The same configuration with each listen address of port 0 replaced by the address
     /// actually bound for it (`bound`, in route order). Stays valid: a bound port is unique.
     pub fn with_bound(&self, bound: &[SocketAddr]) -> ValidConfig {

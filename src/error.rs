@@ -108,11 +108,21 @@ pub enum CloseReason {
     Shutdown,
     /// A graceful stop's drain timeout passed with the pair still open.
     Drained,
+    /// The source may not send a PROXY header (`proxy_trusted`): closed before any byte
+    /// was read.
+    Untrusted,
+    /// No valid PROXY header where one was required.
+    BadProxyHeader,
+    /// The PROXY header did not arrive within `proxy_timeout`.
+    ProxyTimeout,
+    /// The client closed before sending a byte where a PROXY header was required (a
+    /// balancer's TCP probe): counted, but not written to the access log.
+    Probe,
 }
 
 impl CloseReason {
     /// Every reason, in [`CloseReason::index`] order.
-    pub const ALL: [CloseReason; 8] = [
+    pub const ALL: [CloseReason; 12] = [
         CloseReason::ClientClosed,
         CloseReason::UpstreamClosed,
         CloseReason::ClientReset,
@@ -121,6 +131,10 @@ impl CloseReason {
         CloseReason::ConnectFailed,
         CloseReason::Shutdown,
         CloseReason::Drained,
+        CloseReason::Untrusted,
+        CloseReason::BadProxyHeader,
+        CloseReason::ProxyTimeout,
+        CloseReason::Probe,
     ];
 
     /// Position in [`CloseReason::ALL`], for per-reason counters.
@@ -139,7 +153,17 @@ impl CloseReason {
             CloseReason::ConnectFailed => "connect-failed",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Drained => "drained",
+            CloseReason::Untrusted => "untrusted",
+            CloseReason::BadProxyHeader => "bad-proxy-header",
+            CloseReason::ProxyTimeout => "proxy-timeout",
+            CloseReason::Probe => "probe",
         }
+    }
+
+    /// Whether a pair that ended so gets an access-log line (a probe does not, so balancer
+    /// health checks do not flood the log).
+    pub fn is_logged(self) -> bool {
+        self != CloseReason::Probe
     }
 }
 

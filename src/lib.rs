@@ -44,6 +44,7 @@ pub mod io;
 pub mod metrics;
 pub mod pair;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod resolve;
 pub mod ring;
 pub mod settings;

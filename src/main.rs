@@ -38,6 +38,9 @@ fn main() -> ExitCode {
         },
     };
     if check {
+        for warning in config.warnings() {
+            eprintln!("ringproxy: warning: {warning}");
+        }
         print!("{}", file::render(&config));
         return ExitCode::SUCCESS;
     }
@@ -49,6 +52,9 @@ fn main() -> ExitCode {
         _ => "trace",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    for warning in config.warnings() {
+        log::warn!("{warning}");
+    }
     if let Err(e) = raise_fd_limit() {
         log::warn!("cannot raise the descriptor limit: {e}");
     }

@@ -21,14 +21,8 @@ pub type UpstreamId = usize;
 pub struct Upstream {
     /// Where to connect.
     pub addr: SocketAddr,
-    /// Relative share of new connections (≥ 1).
-    pub weight: u32,
-    /// Most pairs at once on this server; `None` is unlimited.
-    pub max_conns: Option<usize>,
-    /// Used only when no primary server is available.
-    pub backup: bool,
-    /// Configured but never used.
-    pub down: bool,
+    /// Weight, limits, backup, down, PROXY header, as configured.
+    pub options: ServerOptions,
     /// Dropped from the configuration by a reload; kept only for pairs still using it.
     pub removed: bool,
     /// Pairs currently connecting or connected to this server.
@@ -56,14 +50,11 @@ pub enum CheckState {
 }
 
 impl Upstream {
-    /// A primary server of weight 1 with no limit.
+    /// A server with every option at its default (a primary of weight 1 without limits).
     pub fn new(addr: SocketAddr) -> Upstream {
         Upstream {
             addr,
-            weight: 1,
-            max_conns: None,
-            backup: false,
-            down: false,
+            options: ServerOptions::default(),
             removed: false,
             active: 0,
             passive: Passive::default(),
@@ -80,33 +71,19 @@ impl Upstream {
         upstream
     }
 
-    /// The options it was configured with.
-    pub fn options(&self) -> ServerOptions {
-        ServerOptions {
-            weight: self.weight,
-            max_conns: self.max_conns,
-            backup: self.backup,
-            down: self.down,
-        }
-    }
-
     /// Takes the options of `server` (same address), keeping live state and counters.
     pub fn configure(&mut self, server: &ResolvedServer) {
-        let options = &server.options;
-        self.weight = options.weight;
-        self.max_conns = options.max_conns;
-        self.backup = options.backup;
-        self.down = options.down;
+        self.options = server.options.clone();
         self.removed = false;
     }
 
     /// May take one more client: not `down` or removed, not at `max_conns`, not failed by
     /// checks. Passive health is judged separately, since it is ignored as a last resort.
     pub fn can_take(&self) -> bool {
-        !self.down
+        !self.options.down
             && !self.removed
             && self.checks.is_up()
-            && self.max_conns.is_none_or(|max| self.active < max)
+            && self.options.max_conns.is_none_or(|max| self.active < max)
     }
 
     /// Fully healthy at `now`: [`Upstream::can_take`] and not marked by passive health.

@@ -125,6 +125,9 @@ fn reload(handles: &[Handle], file: Option<&PathBuf>) {
         Ok(config) => config,
         Err(e) => return error!("SIGHUP: {e}; keeping the running configuration"),
     };
+    for warning in config.warnings() {
+        warn!("SIGHUP: {warning}");
+    }
     let config = match config.resolve() {
         Ok(config) => config,
         Err(e) => return error!("SIGHUP: {e}; keeping the running configuration"),

@@ -49,6 +49,8 @@ pub trait Stream: Read + Write {
     fn connect_check(&self) -> ConnectCheck;
     /// The error pending on the socket, if any (after an error event).
     fn take_error(&self) -> Option<io::Error>;
+    /// The socket's own address (for a client: the address it connected to).
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr>;
 }
 
 impl Stream for mio::net::TcpStream {
@@ -60,6 +62,9 @@ impl Stream for mio::net::TcpStream {
     }
     fn take_error(&self) -> Option<io::Error> {
         mio::net::TcpStream::take_error(self).ok().flatten()
+    }
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        mio::net::TcpStream::local_addr(self)
     }
 }
 
@@ -153,6 +158,11 @@ impl<B: Buffer> Direction<B> {
     /// The buffer between source and destination.
     pub fn buffer(&self) -> &B {
         &self.buffer
+    }
+
+    /// The buffer, to take a preread header out of it.
+    pub(super) fn buffer_mut(&mut self) -> &mut B {
+        &mut self.buffer
     }
 
     /// Whether the source is still open.

@@ -18,14 +18,18 @@
 //! (`Abandon`); `Close` is the last action a pair ever pushes.
 
 mod flow;
+mod identity;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_identity;
 
 pub use flow::{Direction, End, Flow, Readiness, Side, Stream};
 
 use crate::buffer::Buffer;
 use crate::connect::ConnectCheck;
 use crate::error::CloseReason;
+use crate::proxy_protocol::Version;
 use crate::ring::Ring;
 use crate::stats::IoStats;
 use crate::upstream::UpstreamId;
@@ -70,6 +74,8 @@ pub enum PairTimer {
     },
     /// A deferred attempt may start.
     Retry,
+    /// The PROXY header should have arrived.
+    Preread,
 }
 
 /// Why an attempt was given up.
@@ -110,9 +116,25 @@ pub enum Action<S> {
 /// The queue a pair pushes actions into; the loop owns one and drains it after each call.
 pub type Actions<S> = VecDeque<Action<S>>;
 
-/// How many servers a client may try, and for how long (from its route when it arrived).
+/// What must happen before an upstream is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preread {
+    /// Nothing: choose an upstream at once.
+    Nothing,
+    /// The client must first send a PROXY header, whole within `timeout` of accept.
+    ProxyHeader {
+        /// Time allowed from accept.
+        timeout: Duration,
+    },
+    /// The client may not be served: close at once, before reading a byte.
+    Refuse(CloseReason),
+}
+
+/// How a client may start and try servers (from its route when it arrived).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectPolicy {
+    /// What happens before an upstream is chosen.
+    pub preread: Preread,
     /// Time allowed for one attempt.
     pub connect_timeout: Duration,
     /// Most servers tried.
@@ -121,13 +143,19 @@ pub struct ConnectPolicy {
     pub tries_timeout: Option<Duration>,
 }
 
-/// What only a pair without an established upstream needs (freed once streaming, so an idle
-/// established pair does not carry it).
+/// What only a pair without an established upstream needs (freed once streaming and its
+/// PROXY header is sent, so an idle established pair does not carry it).
 #[derive(Debug)]
 struct Attempts {
     policy: ConnectPolicy,
     /// Servers tried, in order; the last is in flight while there is an upstream socket.
     tried: Vec<UpstreamId>,
+    /// Still waiting for the client's PROXY header.
+    awaiting_header: bool,
+    /// The PROXY header the attempt in flight sends once connected.
+    send_proxy: Version,
+    /// Header bytes not yet written to the connected upstream (before any client byte).
+    prefix: Vec<u8>,
 }
 
 /// A client connection and its upstream connection, with a buffer per direction.
@@ -149,6 +177,8 @@ pub struct Pair<S, B = Ring> {
     /// The server of `upstream` (pools hold fewer than 2^32 servers).
     server: Option<u32>,
     attempts: Option<Box<Attempts>>,
+    /// Who the client is, when a PROXY header said so.
+    identity: Option<Box<identity::Identity>>,
     client_addr: SocketAddr,
     started: Instant,
     /// Microseconds from `started` to the upstream connect (saturating at about 71 minutes).
@@ -182,7 +212,11 @@ impl<S: Stream, B: Buffer + Default> Pair<S, B> {
             attempts: Some(Box::new(Attempts {
                 policy,
                 tried: Vec::new(),
+                awaiting_header: matches!(policy.preread, Preread::ProxyHeader { .. }),
+                send_proxy: Version::Off,
+                prefix: Vec::new(),
             })),
+            identity: None,
             client_addr,
             started: now,
             connect_us: None,
@@ -267,11 +301,24 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
 
     // ---- inputs -----------------------------------------------------------------------
 
-    /// Right after accept: asks for the idle wake-up and, since nothing needs to be read
-    /// first yet, for a server.
+    /// Right after accept: refuses the client, or asks for the idle wake-up and then for a
+    /// server, or — when a PROXY header must come first — for the header's deadline.
     pub fn start(&mut self, _now: Instant, out: &mut Actions<S>) {
+        let preread = self
+            .attempts
+            .as_ref()
+            .map_or(Preread::Nothing, |a| a.policy.preread);
+        if let Preread::Refuse(reason) = preread {
+            out.push_back(Action::Close(reason));
+            return;
+        }
         out.push_back(Action::Wake(self.idle_deadline(), PairTimer::Idle));
-        out.push_back(Action::Connect);
+        match preread {
+            Preread::ProxyHeader { timeout } => {
+                out.push_back(Action::Wake(self.started + timeout, PairTimer::Preread));
+            }
+            _ => out.push_back(Action::Connect),
+        }
     }
 
     /// An event on `side`: records the readiness, finishes a connect, or moves bytes.
@@ -298,10 +345,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
                 ConnectCheck::Failed(e) => return self.abandon(Failure::Failed(e), now, out),
                 ConnectCheck::Connected => {
                     end.writable = true;
-                    self.phase = Phase::Streaming;
-                    let us = now.saturating_duration_since(self.started).as_micros();
-                    self.connect_us = Some(us.min(u128::from(u32::MAX)) as u32);
-                    self.attempts = None;
+                    self.connected(now);
                     if let Some(server) = self.server() {
                         out.push_back(Action::Connected(server));
                     }
@@ -330,7 +374,17 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         io: &mut IoStats,
         out: &mut Actions<S>,
     ) {
-        let outcome = self.pump_rounds(now, pool, io);
+        let mut outcome = self.pump_rounds(now, pool, io);
+        if self.awaiting_header() {
+            outcome = match outcome {
+                // A reset before the first byte is a balancer's probe too.
+                Err(CloseReason::ClientReset) if self.to_upstream.buffer().is_empty() => {
+                    Err(CloseReason::Probe)
+                }
+                Err(reason) => Err(reason),
+                Ok(_) => self.read_proxy_header(out).map(|()| false),
+            };
+        }
         self.to_upstream.settle(now, pool);
         self.to_client.settle(now, pool);
         match outcome {
@@ -360,6 +414,11 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
                     self.abandon(Failure::TimedOut, now, out);
                 }
             }
+            PairTimer::Preread => {
+                if self.awaiting_header() {
+                    out.push_back(Action::Close(CloseReason::ProxyTimeout));
+                }
+            }
             PairTimer::Retry => {
                 if matches!(self.phase, Phase::Preread | Phase::Connecting { .. })
                     && self.upstream.is_none()
@@ -372,11 +431,13 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
 
     // ---- answers to `Connect` ---------------------------------------------------------
 
-    /// A connect to `server` started on `stream`: asks to be woken at its timeout.
+    /// A connect to `server` started on `stream`; once connected it is sent the PROXY header
+    /// `send_proxy`. Asks to be woken at the attempt's timeout.
     pub fn connecting(
         &mut self,
         server: UpstreamId,
         stream: S,
+        send_proxy: Version,
         now: Instant,
         out: &mut Actions<S>,
     ) {
@@ -384,6 +445,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         let Some(attempts) = self.attempts.as_mut() else {
             return;
         };
+        attempts.send_proxy = send_proxy;
         attempts.tried.push(server);
         let attempt = attempts.tried.len() as u32;
         self.upstream = Some(End::new(stream));
@@ -463,7 +525,13 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
     ) -> Result<bool, CloseReason> {
         let streaming = self.phase == Phase::Streaming;
         for _ in 0..MAX_PUMP_ROUNDS {
-            let upstream = if streaming {
+            // Client bytes go upstream only after the PROXY header sent before them.
+            let (prefixed, holding) = if streaming {
+                self.send_prefix(io)?
+            } else {
+                (false, false)
+            };
+            let upstream = if streaming && !holding {
                 self.upstream.as_mut()
             } else {
                 None
@@ -487,7 +555,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
                 )?,
                 _ => false,
             };
-            if !(up || down) {
+            if !(up || down || prefixed) {
                 return Ok(false);
             }
             self.last_active = now;

@@ -30,7 +30,7 @@ impl Health {
             return;
         }
         for (server, s) in state.pool.servers.iter_mut().enumerate() {
-            if !s.down && !s.removed && s.check == CheckState::Idle {
+            if !s.options.down && !s.removed && s.check == CheckState::Idle {
                 s.check = CheckState::Scheduled;
                 timers.schedule(now, Timer::check(route, server));
             }
@@ -48,13 +48,14 @@ impl Health {
     ) {
         let state = &mut routes[route];
         let timeout = state.health_timeout();
+        let hello = crate::proxy_protocol::write_local(state.send_proxy(server));
         let checking = state.settings.health_interval.is_some() && !state.retired;
         let s = &mut state.pool.servers[server];
-        if !checking || s.removed || s.down || s.check != CheckState::Scheduled {
+        if !checking || s.removed || s.options.down || s.check != CheckState::Scheduled {
             s.check = CheckState::Idle;
             return;
         }
-        match self.probes.start(route, server, s.addr, registry) {
+        match self.probes.start((route, server), s.addr, hello, registry) {
             Ok((probe, seq)) => {
                 s.check = CheckState::Probing;
                 let probe = probe as u32;
@@ -129,7 +130,7 @@ impl Health {
         s.check = CheckState::Idle;
         if let Some(interval) = interval
             && !s.removed
-            && !s.down
+            && !s.options.down
         {
             s.check = CheckState::Scheduled;
             timers.schedule(now + interval, Timer::check(route, server));

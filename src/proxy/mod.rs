@@ -317,7 +317,8 @@ impl Proxy {
                     self.gate.short_of_sockets = false;
                 }
                 route.acquire(server);
-                pair.connecting(server, stream, now, &mut self.actions);
+                let send_proxy = route.send_proxy(server);
+                pair.connecting(server, stream, send_proxy, now, &mut self.actions);
             }
             Err(e) if is_local_shortage(&e) => {
                 if !self.gate.short_of_sockets {
@@ -510,7 +511,7 @@ impl Proxy {
         if let Some(keepalive) = state.keepalive() {
             connect::set_keepalive(&stream, &keepalive);
         }
-        let (idle, policy) = (state.settings.idle_timeout, state.connect_policy());
+        let (idle, policy) = (state.settings.idle_timeout, state.connect_policy(addr.ip()));
         let pair = entry.insert(Pair::new(id, route, stream, addr, idle, policy, now));
         state.stats.accepted += 1;
         state.active += 1;
@@ -565,11 +566,14 @@ impl Proxy {
             duration,
             reason
         );
-        if let Some(log) = self.access_log.as_mut() {
+        if let Some(log) = self.access_log.as_mut().filter(|_| reason.is_logged()) {
             log.write(&Record {
                 end: SystemTime::now(),
                 route: &route.name,
                 client: pair.client_addr(),
+                peer: pair.peer_addr(),
+                authority: pair.authority(),
+                unique_id: pair.unique_id(),
                 upstream,
                 bytes_to_upstream: up.delivered(),
                 bytes_to_client: down.delivered(),

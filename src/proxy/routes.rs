@@ -8,8 +8,10 @@
 //! `removed` and never picked again, so pairs still using it stay valid.
 
 use crate::balance::Balancer;
+use crate::error::CloseReason;
 use crate::health::{ActivePolicy, PassivePolicy};
-use crate::pair::{ConnectPolicy, Failure};
+use crate::pair::{ConnectPolicy, Failure, Preread};
+use crate::proxy_protocol::Version;
 use crate::resolve::{ResolvedConfig, ResolvedServer};
 use crate::ring::BufferPool;
 use crate::settings::RouteSettings;
@@ -90,7 +92,7 @@ impl RouteState {
         current
             .map(|s| ResolvedServer {
                 addr: s.addr,
-                options: s.options(),
+                options: s.options.clone(),
             })
             .collect()
     }
@@ -134,13 +136,42 @@ impl RouteState {
         Some(keepalive)
     }
 
-    /// How a new client of this route may try servers.
-    pub fn connect_policy(&self) -> ConnectPolicy {
+    /// How a new client from `client` starts and tries servers: refused when it may not
+    /// send the PROXY header this route requires, else reading that header first.
+    pub fn connect_policy(&self, client: IpAddr) -> ConnectPolicy {
+        let s = &self.settings;
+        let preread = if !s.accept_proxy {
+            Preread::Nothing
+        } else if !self.trusts(client) {
+            Preread::Refuse(CloseReason::Untrusted)
+        } else {
+            Preread::ProxyHeader {
+                timeout: s.proxy_timeout,
+            }
+        };
         ConnectPolicy {
+            preread,
             connect_timeout: self.settings.connect_timeout,
             tries: self.settings.tries.unwrap_or(self.pool.len()),
             tries_timeout: self.settings.tries_timeout,
         }
+    }
+
+    /// True when `ip` may send a PROXY header: `proxy_trusted` is empty or lists it
+    /// (IPv4-mapped IPv6 addresses match as IPv4).
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        let trusted = &self.settings.proxy_trusted;
+        let ip = ip.to_canonical();
+        trusted.is_empty() || trusted.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The PROXY header server `id` is sent: its own `send_proxy`, else the route's.
+    pub fn send_proxy(&self, id: UpstreamId) -> Version {
+        let server = &self.pool.servers[id];
+        server
+            .options
+            .send_proxy
+            .unwrap_or(self.settings.send_proxy)
     }
 
     /// The server the balancer offers a client at `ip` that has tried `tried`.
@@ -251,16 +282,16 @@ impl RouteState {
 /// A server for the start line: its address and any non-default options.
 fn describe_server(server: &Upstream) -> String {
     let mut text = server.addr.to_string();
-    if server.weight != 1 {
-        text += &format!(",weight={}", server.weight);
+    if server.options.weight != 1 {
+        text += &format!(",weight={}", server.options.weight);
     }
-    if let Some(max) = server.max_conns {
+    if let Some(max) = server.options.max_conns {
         text += &format!(",max-conns={max}");
     }
-    if server.backup {
+    if server.options.backup {
         text += ",backup";
     }
-    if server.down {
+    if server.options.down {
         text += ",down";
     }
     text

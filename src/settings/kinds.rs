@@ -476,6 +476,77 @@ impl Kind for Text {
     }
 }
 
+/// An IP network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`); a bare address means
+/// that one address (/32 or /128). Host bits are cleared.
+#[derive(Debug, Clone, Copy)]
+pub struct Cidr;
+
+impl Kind for Cidr {
+    type Value = ipnet::IpNet;
+    fn expected(&self) -> String {
+        "a network such as \"10.0.0.0/8\", \"::1/128\" or an address".into()
+    }
+    fn parse_flag(&self, s: &str) -> Option<ipnet::IpNet> {
+        let net = match s.parse::<ipnet::IpNet>() {
+            Ok(net) => net,
+            Err(_) => ipnet::IpNet::from(s.parse::<std::net::IpAddr>().ok()?),
+        };
+        Some(net.trunc())
+    }
+    fn check(&self, _v: &ipnet::IpNet) -> bool {
+        true
+    }
+    fn show(&self, v: &ipnet::IpNet) -> String {
+        v.to_string()
+    }
+    fn toml(&self, v: &ipnet::IpNet) -> Option<String> {
+        Some(quote(&v.to_string()))
+    }
+}
+
+/// A list of values of one kind: a TOML array (or one value), a repeated flag (or one flag
+/// with values separated by commas).
+#[derive(Debug, Clone, Copy)]
+pub struct List<K>(pub K);
+
+impl<K: Kind> Kind for List<K> {
+    type Value = Vec<K::Value>;
+    fn expected(&self) -> String {
+        format!("{}, or an array of them", self.0.expected())
+    }
+    fn parse_flag(&self, s: &str) -> Option<Self::Value> {
+        s.split(',')
+            .map(|item| self.0.parse_flag(item.trim()))
+            .collect()
+    }
+    fn parse_toml(&self, v: &DeValue<'_>) -> Option<Self::Value> {
+        match v {
+            DeValue::Array(items) => items
+                .iter()
+                .map(|i| self.0.parse_toml(i.get_ref()))
+                .collect(),
+            one => self.0.parse_toml(one).map(|v| vec![v]),
+        }
+    }
+    fn check(&self, v: &Self::Value) -> bool {
+        v.iter().all(|item| self.0.check(item))
+    }
+    fn show(&self, v: &Self::Value) -> String {
+        if v.is_empty() {
+            return "none".into();
+        }
+        let items: Vec<String> = v.iter().map(|item| self.0.show(item)).collect();
+        items.join(",")
+    }
+    fn toml(&self, v: &Self::Value) -> Option<String> {
+        let items: Option<Vec<String>> = v.iter().map(|item| self.0.toml(item)).collect();
+        Some(format!("[{}]", items?.join(", ")))
+    }
+    fn is_list(&self) -> bool {
+        true
+    }
+}
+
 /// On or off: `true`/`false` in TOML, a bare flag on the command line.
 #[derive(Debug, Clone, Copy)]
 pub struct Switch;

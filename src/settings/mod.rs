@@ -49,6 +49,10 @@ pub trait Kind {
     fn is_switch(&self) -> bool {
         false
     }
+    /// True for a list: the flag may be repeated, each value adds to the list.
+    fn is_list(&self) -> bool {
+        false
+    }
 }
 
 /// Where a setting is shown in `--help`.
@@ -58,6 +62,8 @@ pub enum Section {
     Options,
     /// Balancing and health.
     Balancing,
+    /// Who the client is: the PROXY protocol.
+    Identity,
     /// Running and observing the proxy.
     Operating,
 }
@@ -79,6 +85,8 @@ pub struct Field {
     pub default: String,
     /// True for a bare flag without a value.
     pub switch: bool,
+    /// True for a list: the flag may be repeated.
+    pub list: bool,
 }
 
 /// The long flag of a key: `buffer_size` → `--buffer-size`.
@@ -120,6 +128,11 @@ pub fn from_toml<K: Kind>(kind: &K, slot: &mut K::Value, v: &DeValue<'_>) -> Res
 /// True when `kind` is a bare flag (`value` only ties the kind's type to the field's).
 pub fn is_switch<K: Kind>(kind: &K, _value: &K::Value) -> bool {
     kind.is_switch()
+}
+
+/// True when `kind` is a list (`value` only ties the kind's type to the field's).
+pub fn is_list<K: Kind>(kind: &K, _value: &K::Value) -> bool {
+    kind.is_list()
 }
 
 /// What `--help` shows as the default of a field set to `value`.
@@ -224,6 +237,7 @@ macro_rules! settings {
                             flag: $crate::settings::flag_of(stringify!($field)).leak(),
                             default: $crate::settings::shown_default(&$kind, &defaults.$field),
                             switch: $crate::settings::is_switch(&$kind, &defaults.$field),
+                            list: $crate::settings::is_list(&$kind, &defaults.$field),
                         },
                     )* ]
                 })

@@ -5,7 +5,8 @@
 //! `[defaults]`), `--check`, the range check and `--help` follow from the entry. Defaults
 //! follow nginx's `stream` module and HAProxy where they have an equivalent.
 
-use super::kinds::{Choice, Dur, DurBetween, Named, Optional, Size, Switch, Whole};
+use super::kinds::{Choice, Cidr, Dur, DurBetween, List, Named, Optional, Size, Switch, Whole};
+use crate::proxy_protocol::Version;
 use std::time::Duration;
 
 /// Largest accepted buffer size.
@@ -106,6 +107,21 @@ crate::settings! {
         /// Consecutive failed checks to take a server down.
         health_fall: u32 = 3, Whole::new(1, 1000), "N", Balancing,
             "consecutive bad checks to take a server down";
+        /// Every connection must begin with a PROXY protocol v1 or v2 header, whose client
+        /// address then replaces the socket's (HAProxy `accept-proxy`, nginx `listen …
+        /// proxy_protocol`); configuration decides, the proxy never guesses.
+        accept_proxy: bool = false, Switch, "", Identity,
+            "every client must begin with a PROXY v1 or v2 header";
+        /// Sources allowed to connect when `accept_proxy` is on; others are closed before a
+        /// byte is read. Empty: every source (and any client may claim any address).
+        proxy_trusted: Vec<ipnet::IpNet> = Vec::new(), List(Cidr), "CIDR", Identity,
+            "only these sources may send a PROXY header (repeatable)";
+        /// Time from accept within which the whole PROXY header must arrive.
+        proxy_timeout: Duration = Duration::from_secs(5), Dur, "DUR", Identity,
+            "time allowed for the PROXY header, from accept";
+        /// PROXY header sent to every server before the client's bytes.
+        send_proxy: Version = Version::Off, Choice::new(), "off|v1|v2", Identity,
+            "send a PROXY header carrying the client to the upstream";
     }
 }
 
@@ -124,5 +140,8 @@ crate::settings! {
             "used only when no primary server is available";
         /// Configured but never used.
         down: bool = false, Switch, "", Options, "configured but never used";
+        /// PROXY header sent to this server (the route's `send_proxy` when unset).
+        send_proxy: Option<Version> = None, Optional(Choice::new(), "the route's"), "V",
+            Options, "PROXY header to this server";
     }
 }

@@ -1,0 +1,214 @@
+//! The preread phase and the PROXY header a pair sends, without sockets: scripted streams,
+//! a virtual clock, the actions each input pushes.
+
+use super::tests::*;
+use super::*;
+use crate::proxy_protocol::{self, write_v1, write_v2};
+
+const PROXY_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn proxy_policy() -> ConnectPolicy {
+    ConnectPolicy {
+        preread: Preread::ProxyHeader {
+            timeout: PROXY_TIMEOUT,
+        },
+        ..policy(2)
+    }
+}
+
+/// A pair that must first receive a PROXY header, just started.
+fn accept_proxied(h: &mut Harness, client: Fake) -> Pair<Fake> {
+    let addr = ([10, 9, 9, 9], 1111).into();
+    let mut pair = Pair::new(
+        1,
+        0,
+        client,
+        addr,
+        Duration::from_secs(60),
+        proxy_policy(),
+        h.now,
+    );
+    pair.start(h.now, &mut h.out);
+    let started = h.actions();
+    let deadline = h.now + PROXY_TIMEOUT;
+    assert!(
+        matches!(started.as_slice(), [Action::Wake(_, PairTimer::Idle), Action::Wake(at, PairTimer::Preread)] if *at == deadline),
+        "{started:?}"
+    );
+    pair
+}
+
+#[test]
+fn a_header_arriving_one_byte_at_a_time_is_read_then_a_server_is_asked_for() {
+    let mut h = Harness::with_buffers(4096);
+    let src = "203.0.113.7:40000".parse().unwrap();
+    let dst = "198.51.100.1:443".parse().unwrap();
+    let mut bytes = write_v2(src, dst);
+    bytes.extend_from_slice(b"hello");
+    let mut pair = accept_proxied(&mut h, Fake::default());
+    for (i, b) in bytes.iter().enumerate() {
+        pair.client.stream.incoming.push_back(*b);
+        let actions = h.ready(&mut pair, Side::Client, READY);
+        if i + 1 < bytes.len() - 5 {
+            assert!(actions.is_empty(), "byte {i}: {actions:?}");
+        } else if i + 1 == bytes.len() - 5 {
+            assert!(
+                matches!(actions.as_slice(), [Action::Connect]),
+                "{actions:?}"
+            );
+        }
+    }
+    assert_eq!(pair.client_addr(), src, "the header's client is the client");
+    assert_eq!(pair.peer_addr(), Some("10.9.9.9:1111".parse().unwrap()));
+    assert_eq!(
+        pair.to_upstream().buffer().len(),
+        5,
+        "only the header was taken out"
+    );
+    assert!(
+        h.timer(&mut pair, PairTimer::Preread).is_empty(),
+        "the deadline is moot"
+    );
+}
+
+#[test]
+fn a_bad_header_a_probe_and_a_slow_header_close_without_an_upstream() {
+    let mut h = Harness::with_buffers(4096);
+    let mut pair = accept_proxied(&mut h, fake(b"GET / HTTP/1.1\r\n", 0));
+    let actions = h.ready(&mut pair, Side::Client, READY);
+    assert!(closes(&actions, CloseReason::BadProxyHeader), "{actions:?}");
+
+    let probe = Fake {
+        eof: true,
+        ..Fake::default()
+    };
+    let mut pair = accept_proxied(&mut h, probe);
+    let closed = Readiness {
+        read_closed: true,
+        ..READY
+    };
+    assert!(closes(
+        &h.ready(&mut pair, Side::Client, closed),
+        CloseReason::Probe
+    ));
+
+    let reset = Fake {
+        then: Some(io::ErrorKind::ConnectionReset),
+        ..Fake::default()
+    };
+    let mut pair = accept_proxied(&mut h, reset);
+    assert!(closes(
+        &h.ready(&mut pair, Side::Client, READY),
+        CloseReason::Probe
+    ));
+
+    let mut cut = fake(b"PROXY TCP4 1.2.3.4", 0);
+    cut.eof = true;
+    let mut pair = accept_proxied(&mut h, cut);
+    let actions = h.ready(&mut pair, Side::Client, closed);
+    assert!(
+        closes(&actions, CloseReason::BadProxyHeader),
+        "a cut header is not a probe"
+    );
+
+    let mut pair = accept_proxied(&mut h, fake(b"PROXY TCP4 ", 0));
+    assert!(h.ready(&mut pair, Side::Client, READY).is_empty());
+    h.advance(PROXY_TIMEOUT);
+    assert!(closes(
+        &h.timer(&mut pair, PairTimer::Preread),
+        CloseReason::ProxyTimeout
+    ));
+}
+
+#[test]
+fn a_header_larger_than_the_buffer_is_refused() {
+    let mut h = Harness::new();
+    let long = b"PROXY TCP4 100.100.100.100 100.100.100.100 1 2\r\n";
+    let mut pair = accept_proxied(&mut h, fake(long, 0));
+    let actions = h.ready(&mut pair, Side::Client, READY);
+    assert!(
+        closes(&actions, CloseReason::BadProxyHeader),
+        "8-byte rings: {actions:?}"
+    );
+}
+
+#[test]
+fn a_refused_client_is_closed_before_anything_else() {
+    let mut h = Harness::with_buffers(4096);
+    let addr = ([10, 0, 0, 1], 1).into();
+    let refuse = ConnectPolicy {
+        preread: Preread::Refuse(CloseReason::Untrusted),
+        ..policy(1)
+    };
+    let mut pair: Pair<Fake> = Pair::new(
+        1,
+        0,
+        fake(b"x", 0),
+        addr,
+        Duration::from_secs(1),
+        refuse,
+        h.now,
+    );
+    pair.start(h.now, &mut h.out);
+    assert!(matches!(
+        h.actions().as_slice(),
+        [Action::Close(CloseReason::Untrusted)]
+    ));
+}
+
+#[test]
+fn the_header_sent_upstream_comes_before_any_client_byte() {
+    let mut h = Harness::with_buffers(4096);
+    let mut pair = h.accept(fake(b"early", 0), 1);
+    h.ready(&mut pair, Side::Client, READY);
+    let upstream = Fake {
+        connect: Some(None),
+        write_room: 20,
+        ..Fake::default()
+    };
+    pair.connecting(0, upstream, Version::V1, h.now, &mut h.out);
+    h.actions();
+    h.ready(&mut pair, Side::Upstream, READY);
+    let header = write_v1(
+        "127.0.0.1:5000".parse().unwrap(),
+        "127.0.0.1:8080".parse().unwrap(),
+    );
+    assert_eq!(
+        up(&mut pair).written,
+        header[..20],
+        "a partial write keeps the rest"
+    );
+    up(&mut pair).write_room = 100;
+    h.ready(&mut pair, Side::Upstream, READY);
+    let mut expected = header.clone();
+    expected.extend_from_slice(b"early");
+    assert_eq!(up(&mut pair).written, expected);
+    match proxy_protocol::parse(&up(&mut pair).written) {
+        Ok(proxy_protocol::Parsed::Done { header, .. }) => {
+            assert_eq!(header.addrs.map(|a| a.0), Some(pair.client_addr()));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_accepted_header_is_what_is_sent_on() {
+    let mut h = Harness::with_buffers(4096);
+    let src = "[2001:db8::5]:6000".parse().unwrap();
+    let dst = "[2001:db8::1]:443".parse().unwrap();
+    let mut pair = accept_proxied(&mut h, fake(&write_v1(src, dst), 0));
+    h.ready(&mut pair, Side::Client, READY);
+    h.actions();
+    let upstream = Fake {
+        connect: Some(None),
+        write_room: 1000,
+        ..Fake::default()
+    };
+    pair.connecting(0, upstream, Version::V2, h.now, &mut h.out);
+    h.ready(&mut pair, Side::Upstream, READY);
+    assert_eq!(
+        up(&mut pair).written,
+        write_v2(src, dst),
+        "a chain keeps the identity"
+    );
+}
