@@ -551,6 +551,36 @@ mod tests {
     }
 
     #[test]
+    fn proxy_header_fields_end_the_line_escaped() {
+        let r = Record {
+            peer: Some("10.0.0.9:4000".parse().expect("test address")),
+            authority: Some("app example"),
+            unique_id: Some(b"id\x00\xff-1"),
+            ..record()
+        };
+        assert!(
+            text(&r).ends_with(
+                " stall_down=0.250 peer=10.0.0.9:4000 authority=app\\x20example \
+                 unique_id=id\\x00\\xFF-1\n"
+            ),
+            "{}",
+            text(&r)
+        );
+        assert_eq!(
+            text(&r).split(' ').count(),
+            text(&record()).split(' ').count() + 3
+        );
+        assert!(
+            json(&r).ends_with(
+                ",\"peer\":\"10.0.0.9:4000\",\"authority\":\"app example\",\
+                 \"unique_id\":\"id\\u0000\u{fffd}-1\"}\n"
+            ),
+            "{}",
+            json(&r)
+        );
+    }
+
+    #[test]
     fn text_line_without_upstream_and_odd_route() {
         let r = Record {
             upstream: None,

@@ -290,3 +290,49 @@ fn bad_values_name_their_flag() {
          1 to 256MiB, got '0'"
     );
 }
+
+#[test]
+fn proxy_protocol_flags() {
+    let c = config(&[
+        "-l",
+        "127.0.0.1:1",
+        "-u",
+        "h:1,send-proxy=v2",
+        "--accept-proxy",
+        "--proxy-trusted",
+        "10.0.0.0/8",
+        "--proxy-trusted",
+        "::1,192.0.2.7",
+        "--proxy-timeout",
+        "2s",
+        "--send-proxy",
+        "v1",
+    ]);
+    let s = &c.settings;
+    assert!(s.accept_proxy);
+    let trusted: Vec<String> = s.proxy_trusted.iter().map(|n| n.to_string()).collect();
+    assert_eq!(trusted, ["10.0.0.0/8", "::1/128", "192.0.2.7/32"]);
+    assert_eq!(s.proxy_timeout, Duration::from_secs(2));
+    assert_eq!(s.send_proxy, crate::proxy_protocol::Version::V1);
+    assert_eq!(
+        c.upstreams[0].options.send_proxy,
+        Some(crate::proxy_protocol::Version::V2)
+    );
+    let base = ["-l", "127.0.0.1:1", "-u", "h:1"];
+    let with = |extra: &[&str]| {
+        let mut v = base.to_vec();
+        v.extend_from_slice(extra);
+        run(&v).expect_err("a usage error")
+    };
+    let e = with(&["--proxy-trusted", "10.0.0.0/33"]);
+    assert_eq!(e.flag, "--proxy-trusted");
+    assert!(e.message.contains("a network such as"), "{e}");
+    assert_eq!(with(&["--send-proxy", "v3"]).flag, "--send-proxy");
+    assert!(
+        with(&["--send-proxy", "v3"])
+            .message
+            .contains("one of \"off\", \"v1\", \"v2\"")
+    );
+    let defaults = config(&base);
+    assert!(!defaults.settings.accept_proxy && defaults.settings.proxy_trusted.is_empty());
+}

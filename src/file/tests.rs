@@ -759,3 +759,31 @@ fn defaults_hold_route_settings_only() {
         "{e}"
     );
 }
+
+#[test]
+fn proxy_protocol_keys() {
+    let c = ok(&format!(
+        "[defaults]\nproxy_timeout = \"1s\"\n{}accept_proxy = true\n\
+         proxy_trusted = \"10.0.0.0/8\"\nsend_proxy = \"v2\"\n",
+        MINIMAL.replace("workers = 1\n", "").replace(
+            "{ addr = \"127.0.0.1:80\" }",
+            "{ addr = \"127.0.0.1:80\", send_proxy = \"v1\" }"
+        )
+    ));
+    let s = &c.routes[0].settings;
+    assert!(s.accept_proxy);
+    assert_eq!(s.proxy_trusted.len(), 1, "a single string is a list of one");
+    assert_eq!(s.proxy_timeout, Duration::from_secs(1));
+    assert_eq!(ok(&render(&c)), c);
+    let e = err(&format!(
+        "{MINIMAL}proxy_trusted = [\"10.0.0.0/8\", \"nope\"]\n"
+    ));
+    check(
+        &e,
+        Some(6),
+        Some("route[0].proxy_trusted"),
+        "a network such as",
+    );
+    let e = err(&format!("{MINIMAL}accept_proxy = \"yes\"\n"));
+    check(&e, Some(6), Some("route[0].accept_proxy"), "true or false");
+}
