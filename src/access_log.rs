@@ -70,6 +70,30 @@ pub struct Record<'a> {
     pub stalled_to_client: Duration,
 }
 
+impl<'a> Record<'a> {
+    /// A client refused right after accept (nothing moved, no upstream), ending now.
+    pub fn refused(route: &'a str, client: SocketAddr, ended: CloseReason) -> Record<'a> {
+        Record {
+            end: SystemTime::now(),
+            route,
+            client,
+            peer: None,
+            authority: None,
+            unique_id: None,
+            upstream: None,
+            bytes_to_upstream: 0,
+            bytes_to_client: 0,
+            connect_time: None,
+            duration: Duration::ZERO,
+            ended,
+            peak_to_upstream: 0,
+            peak_to_client: 0,
+            stalled_to_upstream: Duration::ZERO,
+            stalled_to_client: Duration::ZERO,
+        }
+    }
+}
+
 /// Where lines go.
 #[derive(Debug)]
 enum Target {

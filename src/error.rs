@@ -118,11 +118,17 @@ pub enum CloseReason {
     /// The client closed before sending a byte where a PROXY header was required (a
     /// balancer's TCP probe): counted, but not written to the access log.
     Probe,
+    /// Refused by `allow`/`deny`.
+    Denied,
+    /// Refused by a per-client limit (or a full client table).
+    Limited,
+    /// Closed gracefully at `max_lifetime`.
+    MaxLifetime,
 }
 
 impl CloseReason {
     /// Every reason, in [`CloseReason::index`] order.
-    pub const ALL: [CloseReason; 12] = [
+    pub const ALL: [CloseReason; 15] = [
         CloseReason::ClientClosed,
         CloseReason::UpstreamClosed,
         CloseReason::ClientReset,
@@ -135,6 +141,9 @@ impl CloseReason {
         CloseReason::BadProxyHeader,
         CloseReason::ProxyTimeout,
         CloseReason::Probe,
+        CloseReason::Denied,
+        CloseReason::Limited,
+        CloseReason::MaxLifetime,
     ];
 
     /// Position in [`CloseReason::ALL`], for per-reason counters.
@@ -157,6 +166,9 @@ impl CloseReason {
             CloseReason::BadProxyHeader => "bad-proxy-header",
             CloseReason::ProxyTimeout => "proxy-timeout",
             CloseReason::Probe => "probe",
+            CloseReason::Denied => "denied",
+            CloseReason::Limited => "limited",
+            CloseReason::MaxLifetime => "max-lifetime",
         }
     }
 

@@ -41,6 +41,7 @@ pub mod error;
 pub mod file;
 pub mod health;
 pub mod io;
+pub mod limits;
 pub mod metrics;
 pub mod pair;
 pub mod proxy;

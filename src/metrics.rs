@@ -22,6 +22,7 @@
 //! | `ringproxy_connections_closed_total` | counter | `route`, `reason` (every [`CloseReason`]) |
 //! | `ringproxy_retries_total` | counter | `route` |
 //! | `ringproxy_accept_pauses_total` | counter | `route` |
+//! | `ringproxy_client_table_full_total` | counter | `route` |
 //! | `ringproxy_backpressure_stall_seconds_total` | counter | `route`, `direction` |
 //! | `ringproxy_upstream_connects_total` | counter | `route`, `server` |
 //! | `ringproxy_upstream_connections_active` | gauge | `route`, `server` |
@@ -257,6 +258,14 @@ fn route_families(out: &mut Out, snapshots: &[Snapshot]) {
         "Times accepting paused after an accept error.",
         "counter",
         |out, w, r| out.route_sample(w, r, &[], r.stats.accept_pauses),
+    );
+    route_family(
+        out,
+        snapshots,
+        "ringproxy_client_table_full_total",
+        "Clients refused because the per-client table was full of live clients.",
+        "counter",
+        |out, w, r| out.route_sample(w, r, &[], r.stats.client_table_full),
     );
     route_family(
         out,
@@ -1052,6 +1061,7 @@ mod tests {
                 closed,
                 retries: 2,
                 accept_pauses: 0,
+                client_table_full: 0,
                 stalled_to_upstream: Duration::from_millis(1500),
                 stalled_to_client: Duration::from_millis(250),
             },
@@ -1148,7 +1158,7 @@ mod tests {
                 families.push((name.to_owned(), kind.to_owned()));
             }
         }
-        assert_eq!(families.len(), 20);
+        assert_eq!(families.len(), 21);
         for (i, (name, kind)) in families.iter().enumerate() {
             assert!(
                 families[..i].iter().all(|(n, _)| n != name),
@@ -1217,7 +1227,7 @@ mod tests {
     fn empty_input_renders_only_headers() {
         let text = render(&[]);
         assert!(text.lines().all(|l| l.starts_with("# ")));
-        assert_eq!(text.matches("# TYPE ").count(), 20);
+        assert_eq!(text.matches("# TYPE ").count(), 21);
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct RouteStats {
     pub retries: u64,
     /// Times accepting paused after an accept error.
     pub accept_pauses: u64,
+    /// Clients refused because the per-client table was full of live clients.
+    pub client_table_full: u64,
     /// Time directions spent stalled by backpressure (ring full), client → upstream.
     pub stalled_to_upstream: Duration,
     /// Same, upstream → client.

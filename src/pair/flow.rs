@@ -189,6 +189,14 @@ impl<B: Buffer> Direction<B> {
                 .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
     }
 
+    /// Stops reading the source as if it had sent FIN: the buffer drains, then FIN is
+    /// passed on.
+    pub(super) fn end_source(&mut self) {
+        if self.flow == Flow::Open {
+            self.flow = Flow::Eof;
+        }
+    }
+
     /// After a pump at `now`: starts or ends a backpressure stall, and gives the storage of
     /// an empty buffer back.
     pub(super) fn settle(&mut self, now: Instant, pool: &mut B::Pool) {

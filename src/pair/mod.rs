@@ -76,6 +76,20 @@ pub enum PairTimer {
     Retry,
     /// The PROXY header should have arrived.
     Preread,
+    /// `max_lifetime` has passed.
+    Lifetime,
+}
+
+/// Whether the pair passed its route's access rules, and whether it counts against its
+/// client's per-client limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Not judged yet (waiting for the client's PROXY header, which names the client).
+    Pending,
+    /// Admitted, not counted in the per-client table.
+    Admitted,
+    /// Admitted and counted: its close releases one connection of its client.
+    Counted,
 }
 
 /// Why an attempt was given up.
@@ -141,6 +155,8 @@ pub struct ConnectPolicy {
     pub tries: usize,
     /// No new attempt once the client has waited this long.
     pub tries_timeout: Option<Duration>,
+    /// Close gracefully when this old.
+    pub max_lifetime: Option<Duration>,
 }
 
 /// What only a pair without an established upstream needs (freed once streaming and its
@@ -172,6 +188,9 @@ pub struct Pair<S, B = Ring> {
     idle_timeout_ms: u32,
     phase: Phase,
     first_fin: Option<Side>,
+    admission: Admission,
+    /// `max_lifetime` passed: both directions end once their buffers drain.
+    expired: bool,
     client: End<S>,
     upstream: Option<End<S>>,
     /// The server of `upstream` (pools hold fewer than 2^32 servers).
@@ -206,6 +225,8 @@ impl<S: Stream, B: Buffer + Default> Pair<S, B> {
             idle_timeout_ms: idle_timeout.as_millis().min(u128::from(u32::MAX)) as u32,
             phase: Phase::Preread,
             first_fin: None,
+            admission: Admission::Pending,
+            expired: false,
             client: End::new(client),
             upstream: None,
             server: None,
@@ -243,6 +264,20 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
     /// Where the pair is in its life.
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// Whether it passed its route's access rules, and counts against its client.
+    pub fn admission(&self) -> Admission {
+        self.admission
+    }
+
+    /// The loop judged it: admitted, counted or not against its client's limits.
+    pub fn admit(&mut self, counted: bool) {
+        self.admission = if counted {
+            Admission::Counted
+        } else {
+            Admission::Admitted
+        };
     }
 
     /// The client's address.
@@ -313,6 +348,9 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             return;
         }
         out.push_back(Action::Wake(self.idle_deadline(), PairTimer::Idle));
+        if let Some(lifetime) = self.attempts.as_ref().and_then(|a| a.policy.max_lifetime) {
+            out.push_back(Action::Wake(self.started + lifetime, PairTimer::Lifetime));
+        }
         match preread {
             Preread::ProxyHeader { timeout } => {
                 out.push_back(Action::Wake(self.started + timeout, PairTimer::Preread));
@@ -414,6 +452,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
                     self.abandon(Failure::TimedOut, now, out);
                 }
             }
+            PairTimer::Lifetime => self.expire(out),
             PairTimer::Preread => {
                 if self.awaiting_header() {
                     out.push_back(Action::Close(CloseReason::ProxyTimeout));
@@ -464,6 +503,11 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         self.next_attempt(now, out);
     }
 
+    /// The route's access rules refuse this client (`allow`/`deny`, a per-client limit).
+    pub fn refuse(&mut self, reason: CloseReason, out: &mut Actions<S>) {
+        out.push_back(Action::Close(reason));
+    }
+
     /// No server can take this client.
     pub fn no_server(&mut self, out: &mut Actions<S>) {
         out.push_back(Action::Close(CloseReason::ConnectFailed));
@@ -484,6 +528,20 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
     }
 
     // ---- the lifecycle ----------------------------------------------------------------
+
+    /// `max_lifetime` passed: a streaming pair stops reading and ends both directions once
+    /// their buffers drain (FIN both ways); one not streaming yet closes at once.
+    fn expire(&mut self, out: &mut Actions<S>) {
+        if self.phase != Phase::Streaming {
+            out.push_back(Action::Close(CloseReason::MaxLifetime));
+            return;
+        }
+        self.expired = true;
+        self.to_upstream.end_source();
+        self.to_client.end_source();
+        // No event may come: a pump passes the FINs on where the buffers are already empty.
+        out.push_back(Action::Yield);
+    }
 
     /// Hands the attempt in flight back (`Abandon`) and moves on to the next server.
     fn abandon(&mut self, why: Failure, now: Instant, out: &mut Actions<S>) {
@@ -570,6 +628,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             self.to_client.flow(),
             self.first_fin,
         ) {
+            (Flow::Shut, Flow::Shut, _) if self.expired => Some(CloseReason::MaxLifetime),
             (Flow::Shut, Flow::Shut, Some(Side::Upstream)) => Some(CloseReason::UpstreamClosed),
             (Flow::Shut, Flow::Shut, _) => Some(CloseReason::ClientClosed),
             (Flow::Open | Flow::Eof | Flow::Shut, Flow::Open | Flow::Eof | Flow::Shut, _) => None,

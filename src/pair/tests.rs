@@ -116,6 +116,7 @@ pub(super) fn policy(tries: usize) -> ConnectPolicy {
         connect_timeout: CONNECT_TIMEOUT,
         tries,
         tries_timeout: None,
+        max_lifetime: None,
     }
 }
 

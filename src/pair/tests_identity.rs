@@ -212,3 +212,51 @@ fn an_accepted_header_is_what_is_sent_on() {
         "a chain keeps the identity"
     );
 }
+
+#[test]
+fn max_lifetime_passes_fin_both_ways_once_the_buffers_drain() {
+    let mut h = Harness::new();
+    let addr = ([10, 0, 0, 1], 1).into();
+    let lifetime = ConnectPolicy {
+        max_lifetime: Some(Duration::from_secs(3)),
+        ..policy(1)
+    };
+    let mut pair: Pair<Fake> = Pair::new(
+        1,
+        0,
+        fake(b"", 100),
+        addr,
+        Duration::from_secs(60),
+        lifetime,
+        h.now,
+    );
+    pair.start(h.now, &mut h.out);
+    let started = h.actions();
+    assert!(
+        started.iter().any(|a| matches!(a, Action::Wake(at, PairTimer::Lifetime) if *at == h.now + Duration::from_secs(3))),
+        "{started:?}"
+    );
+    pair.connecting(
+        0,
+        Fake {
+            connect: Some(None),
+            write_room: 100,
+            ..Fake::default()
+        },
+        Version::Off,
+        h.now,
+        &mut h.out,
+    );
+    h.actions();
+    h.ready(&mut pair, Side::Upstream, READY);
+    pair.client.mark(READY);
+    h.advance(Duration::from_secs(3));
+    let actions = h.timer(&mut pair, PairTimer::Lifetime);
+    assert!(matches!(actions.as_slice(), [Action::Yield]), "{actions:?}");
+    let actions = h.pump(&mut pair);
+    assert!(closes(&actions, CloseReason::MaxLifetime), "{actions:?}");
+    assert!(
+        pair.client.stream.shut && up(&mut pair).shut,
+        "FIN both ways"
+    );
+}

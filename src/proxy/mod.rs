@@ -6,25 +6,27 @@
 //! nearest deadline), hands every event to its part — a pair's to [`Pair::on_ready`] —
 //! fires due timers, then accepts while below `max_conns` (after the batch, so a freed slab
 //! key never receives a stale event from the same batch). What a pair asks for comes back
-//! as [`Action`]s, which `Proxy::act` carries out in order. Every socket is registered
+//! as actions, which `Proxy::act` carries out in order. Every socket is registered
 //! once for readable|writable. The parts: `listeners.rs`, `routes.rs` (routes, servers,
-//! reload), `health.rs` (active checks), `metrics_http.rs` and `snapshot.rs` (`/metrics`),
+//! reload), `pairs.rs` (carrying out what pairs ask for), `health.rs` (active checks),
+//! `refusals.rs` (refusal bursts in the log), `metrics_http.rs` and `snapshot.rs` (`/metrics`),
 //! `control.rs` (commands from other threads, drain, reload), `setup.rs` (binding a loop).
 
 mod control;
 mod health;
 mod listeners;
 mod metrics_http;
+mod pairs;
+mod refusals;
 mod routes;
 mod setup;
 mod snapshot;
 
 pub use control::{Command, Handle};
 
-use crate::access_log::{AccessLog, Record};
-use crate::connect;
+use crate::access_log::AccessLog;
 use crate::error::CloseReason;
-use crate::pair::{Action, Actions, Pair, PairTimer, Readiness, Side};
+use crate::pair::{Actions, Pair, PairTimer};
 use crate::settings::Global;
 use crate::stats::{IoStats, Snapshot};
 use crate::timers::Timers;
@@ -32,17 +34,18 @@ use crate::token::{self, Target};
 use control::Control;
 use health::Health;
 use listeners::Listeners;
-use log::{debug, error, info, warn};
+use log::{info, warn};
 use metrics_http::MetricsServer;
 use mio::event::Event;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll};
+use mio::{Events, Poll};
+use refusals::Refusals;
 use routes::Routes;
 use slab::Slab;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How long accepting pauses after an accept error such as `EMFILE`.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -143,6 +146,7 @@ pub struct Proxy {
     /// Pairs (key, id) that yielded with work left; pumped again next turn.
     ready: Vec<(usize, u64)>,
     access_log: Option<AccessLog>,
+    refusals: Refusals,
     metrics: Option<MetricsServer>,
     shared: SharedSnapshots,
 }
@@ -234,114 +238,6 @@ impl Proxy {
             Target::Control => self.run_commands(now),
         }
     }
-
-    fn pair_event(&mut self, key: usize, side: Side, event: &Event, now: Instant) {
-        let Some(pair) = self.pairs.get_mut(key) else {
-            return;
-        };
-        let readiness = Readiness {
-            readable: event.is_readable(),
-            writable: event.is_writable() || event.is_write_closed(),
-            read_closed: event.is_read_closed(),
-            error: event.is_error(),
-        };
-        let route = &mut self.routes[pair.route()];
-        let (pool, io) = (&mut route.buffers, &mut self.io);
-        pair.on_ready(side, readiness, now, pool, io, &mut self.actions);
-        self.act(key, now);
-    }
-
-    /// Carries out, in order, what pair `key` asked for (the queue is empty afterwards).
-    fn act(&mut self, key: usize, now: Instant) {
-        let Some(route) = self.pairs.get(key).map(Pair::route) else {
-            self.actions.clear();
-            return;
-        };
-        while let Some(action) = self.actions.pop_front() {
-            match action {
-                Action::Connect => self.connect(key, now),
-                Action::Connected(server) => self.routes[route].connected(server),
-                Action::Abandon {
-                    server,
-                    mut stream,
-                    why,
-                } => {
-                    let _ = self.poll.registry().deregister(&mut stream);
-                    if let Some(until) = self.routes[route].abandon(server, &why, now) {
-                        self.timers.schedule(until, Timer::recovered(route, server));
-                    }
-                }
-                Action::Wake(at, timer) => {
-                    if let Some(pair) = self.pairs.get(key) {
-                        let id = pair.id();
-                        self.timers.schedule(at, Timer::pair(key, id, timer));
-                    }
-                }
-                Action::Yield => {
-                    if let Some(pair) = self.pairs.get(key) {
-                        self.ready.push((key, pair.id()));
-                    }
-                }
-                Action::Close(reason) => self.close(key, reason, now),
-            }
-        }
-    }
-
-    /// `Action::Connect`: offers pair `key` the next server and opens a socket to it.
-    fn connect(&mut self, key: usize, now: Instant) {
-        let Some(pair) = self.pairs.get_mut(key) else {
-            return;
-        };
-        let route = &mut self.routes[pair.route()];
-        let Some(server) = route.pick(pair.client_addr().ip(), pair.tried(), now) else {
-            return pair.no_server(&mut self.actions);
-        };
-        if !pair.tried().is_empty() {
-            route.stats.retries += 1;
-        }
-        let started = connect::start(route.pool.addr(server)).and_then(|mut stream| {
-            let token = token::pair(key, Side::Upstream);
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            self.poll
-                .registry()
-                .register(&mut stream, token, interest)?;
-            Ok(stream)
-        });
-        match started {
-            Ok(stream) => {
-                if let Some(keepalive) = route.keepalive() {
-                    connect::set_keepalive(&stream, &keepalive);
-                }
-                if self.gate.short_of_sockets {
-                    info!("upstream sockets available again");
-                    self.gate.short_of_sockets = false;
-                }
-                route.acquire(server);
-                let send_proxy = route.send_proxy(server);
-                pair.connecting(server, stream, send_proxy, now, &mut self.actions);
-            }
-            Err(e) if is_local_shortage(&e) => {
-                if !self.gate.short_of_sockets {
-                    warn!(
-                        "cannot open an upstream socket: {e}; clients wait (up to the connect \
-                         timeout) and accepts pause until sockets free up"
-                    );
-                    self.gate.short_of_sockets = true;
-                }
-                pair.defer(now, &mut self.actions);
-                self.pause_accepts(now);
-            }
-            Err(e) => {
-                let route_index = pair.route();
-                if let Some(until) = route.failed_at_once(server, &e, now) {
-                    let timer = Timer::recovered(route_index, server);
-                    self.timers.schedule(until, timer);
-                }
-                pair.failed_at_once(server, now, &mut self.actions);
-            }
-        }
-    }
-
     fn fire_timers(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
@@ -420,6 +316,7 @@ impl Proxy {
 
     /// Flushes the access log and, with several workers, publishes this worker's metrics.
     fn housekeeping(&mut self, now: Instant) {
+        self.refusals.tick(now);
         if let Some(log) = self.access_log.as_mut()
             && let Err(e) = log.flush()
         {
@@ -489,115 +386,7 @@ impl Proxy {
                 .schedule(now + ACCEPT_PAUSE, Timer::AcceptResume);
         }
     }
-
-    /// Registers an accepted client as a new pair of `route` and starts it.
-    fn open(&mut self, route: usize, mut stream: TcpStream, addr: SocketAddr, now: Instant) {
-        let _ = stream.set_nodelay(true);
-        let entry = self.pairs.vacant_entry();
-        let key = entry.key();
-        if key > token::MAX_PAIR_KEY {
-            error!("slab key {key} exceeds the token space; dropping client {addr}");
-            return;
-        }
-        let token = token::pair(key, Side::Client);
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
-            warn!("cannot register client {addr}: {e}");
-            return;
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        let state = &mut self.routes[route];
-        if let Some(keepalive) = state.keepalive() {
-            connect::set_keepalive(&stream, &keepalive);
-        }
-        let (idle, policy) = (state.settings.idle_timeout, state.connect_policy(addr.ip()));
-        let pair = entry.insert(Pair::new(id, route, stream, addr, idle, policy, now));
-        state.stats.accepted += 1;
-        state.active += 1;
-        pair.start(now, &mut self.actions);
-        self.act(key, now);
-    }
-
-    /// Closes every open pair with `reason`.
-    fn close_all(&mut self, reason: CloseReason, now: Instant) {
-        let keys: Vec<usize> = self.pairs.iter().map(|(key, _)| key).collect();
-        for key in keys {
-            self.close(key, reason, now);
-        }
-    }
-
-    /// Frees pair `key` (exactly once: the slab entry is removed here and only here). After a
-    /// reset, the other side is reset too, so a truncated stream never looks complete.
-    fn close(&mut self, key: usize, reason: CloseReason, now: Instant) {
-        let Some(pair) = self.pairs.try_remove(key) else {
-            return;
-        };
-        let route = &mut self.routes[pair.route()];
-        route.active -= 1;
-        route.stats.closed[reason.index()] += 1;
-        let (up, down) = (pair.to_upstream(), pair.to_client());
-        route.stats.stalled_to_upstream += up.stalled_until(now);
-        route.stats.stalled_to_client += down.stalled_until(now);
-        let upstream = pair.server().map(|id| route.pool.addr(id));
-        if let Some(id) = pair.server() {
-            route.release(id);
-            let stats = &mut route.pool.servers[id].stats;
-            stats.bytes_to_upstream += up.delivered();
-            stats.bytes_to_client += down.delivered();
-        }
-        let reset = match reason {
-            CloseReason::ClientReset => pair.stream(Side::Upstream),
-            CloseReason::UpstreamReset => pair.stream(Side::Client),
-            _ => None,
-        };
-        if let Some(stream) = reset {
-            connect::set_reset_on_close(stream);
-        }
-        let duration = now.saturating_duration_since(pair.started());
-        debug!(
-            "closed route={} client={} upstream={} to_upstream={} to_client={} duration={:?} \
-             reason={}",
-            route.name,
-            pair.client_addr(),
-            upstream.map_or_else(|| "-".to_string(), |a| a.to_string()),
-            up.delivered(),
-            down.delivered(),
-            duration,
-            reason
-        );
-        if let Some(log) = self.access_log.as_mut().filter(|_| reason.is_logged()) {
-            log.write(&Record {
-                end: SystemTime::now(),
-                route: &route.name,
-                client: pair.client_addr(),
-                peer: pair.peer_addr(),
-                authority: pair.authority(),
-                unique_id: pair.unique_id(),
-                upstream,
-                bytes_to_upstream: up.delivered(),
-                bytes_to_client: down.delivered(),
-                connect_time: pair.connect_time(),
-                duration,
-                ended: reason,
-                peak_to_upstream: up.peak(),
-                peak_to_client: down.peak(),
-                stalled_to_upstream: up.stalled_until(now),
-                stalled_to_client: down.stalled_until(now),
-            });
-        }
-    }
 }
-
-/// Out of descriptors, buffers or memory here: the server is not at fault, so it is neither
-/// a try nor a failure for passive health (nginx does not count it either).
-fn is_local_shortage(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::Timer;

@@ -10,6 +10,7 @@
 use crate::balance::Balancer;
 use crate::error::CloseReason;
 use crate::health::{ActivePolicy, PassivePolicy};
+use crate::limits::{self, ClientKey, ClientTable, Refusal};
 use crate::pair::{ConnectPolicy, Failure, Preread};
 use crate::proxy_protocol::Version;
 use crate::resolve::{ResolvedConfig, ResolvedServer};
@@ -25,6 +26,8 @@ use std::time::{Duration, Instant};
 
 /// Ring buffers a route keeps for reuse when no connection needs them.
 const MAX_FREE_BUFFERS: usize = 256;
+/// Clients a route's per-client table holds in each worker (about 1.5 MiB once full).
+pub(super) const CLIENT_TABLE: usize = 16_384;
 
 /// One route's settings and live state.
 pub(super) struct RouteState {
@@ -34,6 +37,8 @@ pub(super) struct RouteState {
     pub pool: Pool,
     pub balancer: Balancer,
     pub buffers: BufferPool,
+    /// Open connections and connection rates per client (per worker).
+    pub clients: ClientTable,
     pub stats: RouteStats,
     /// Pairs open on this route.
     pub active: usize,
@@ -50,6 +55,7 @@ impl RouteState {
             listen: route.listen.clone(),
             balancer: Balancer::new(route.settings.balance, &pool, seed),
             buffers: BufferPool::new(route.settings.buffer_size, MAX_FREE_BUFFERS),
+            clients: ClientTable::new(CLIENT_TABLE),
             settings: route.settings.clone(),
             stats: RouteStats::default(),
             active: 0,
@@ -154,7 +160,39 @@ impl RouteState {
             connect_timeout: self.settings.connect_timeout,
             tries: self.settings.tries.unwrap_or(self.pool.len()),
             tries_timeout: self.settings.tries_timeout,
+            max_lifetime: self.settings.max_lifetime,
         }
+    }
+
+    /// Judges a client at `ip` by `allow`/`deny` and the per-client limits at `now`:
+    /// `Ok(true)` when admitted and counted (its close must [`RouteState::release`] it),
+    /// `Ok(false)` when admitted without limits, `Err` with the reason to refuse.
+    pub fn admit(&mut self, ip: IpAddr, now: Instant) -> Result<bool, CloseReason> {
+        let s = &self.settings;
+        if !limits::allowed(ip, &s.allow, &s.deny) {
+            return Err(CloseReason::Denied);
+        }
+        if s.max_conns_per_ip.is_none() && s.conn_rate_per_ip.is_none() {
+            return Ok(false);
+        }
+        let key = ClientKey::from(ip);
+        match self
+            .clients
+            .admit(key, s.max_conns_per_ip, s.conn_rate_per_ip, now)
+        {
+            Ok(()) => Ok(true),
+            Err(refusal) => {
+                if refusal == Refusal::TableFull {
+                    self.stats.client_table_full += 1;
+                }
+                Err(CloseReason::Limited)
+            }
+        }
+    }
+
+    /// A counted connection of the client at `ip` ended.
+    pub fn release_client(&mut self, ip: IpAddr) {
+        self.clients.release(ClientKey::from(ip));
     }
 
     /// True when `ip` may send a PROXY header: `proxy_trusted` is empty or lists it

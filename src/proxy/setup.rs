@@ -65,6 +65,7 @@ impl Proxy {
             state: RunState::Running,
             ready: Vec::new(),
             access_log: None,
+            refusals: Default::default(),
             metrics: None,
             shared,
         };

@@ -6,6 +6,7 @@
 //! follow nginx's `stream` module and HAProxy where they have an equivalent.
 
 use super::kinds::{Choice, Cidr, Dur, DurBetween, List, Named, Optional, Size, Switch, Whole};
+use crate::limits::{Rate, RateKind};
 use crate::proxy_protocol::Version;
 use std::time::Duration;
 
@@ -122,6 +123,21 @@ crate::settings! {
         /// PROXY header sent to every server before the client's bytes.
         send_proxy: Version = Version::Off, Choice::new(), "off|v1|v2", Identity,
             "send a PROXY header carrying the client to the upstream";
+        /// When set, only clients in these networks are served.
+        allow: Vec<ipnet::IpNet> = Vec::new(), List(Cidr), "CIDR", Limits,
+            "serve only clients in these networks (repeatable)";
+        /// Clients in these networks are refused (deny wins over allow).
+        deny: Vec<ipnet::IpNet> = Vec::new(), List(Cidr), "CIDR", Limits,
+            "refuse clients in these networks (repeatable)";
+        /// Most connections open at once per client (IPv4 address or IPv6 /64), per worker.
+        max_conns_per_ip: Option<u32> = None, Optional(Whole::new(1, 1 << 24), "unlimited"),
+            "N", Limits, "most connections at once per client address, per worker";
+        /// New connections per client, a token bucket whose burst is one period's worth.
+        conn_rate_per_ip: Option<Rate> = None, Optional(RateKind, "unlimited"), "N/s|N/m",
+            Limits, "new connections per client address, per worker";
+        /// Connections this old are closed gracefully (FIN both ways once the rings drain).
+        max_lifetime: Option<Duration> = None, Optional(Dur, "unlimited"), "DUR", Limits,
+            "close connections this old, gracefully";
     }
 }
 

@@ -9,7 +9,7 @@
 
 use ringproxy::config::{Config, UpstreamSpec, raise_fd_limit};
 use ringproxy::proxy::{Handle, Proxy};
-use ringproxy::settings::RouteSettings;
+use ringproxy::settings::{Global, RouteSettings};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -116,6 +116,12 @@ impl Settings {
         self
     }
 
+    /// Any process-wide setting.
+    pub fn global(mut self, set: impl FnOnce(&mut Global)) -> Settings {
+        set(&mut self.config.global);
+        self
+    }
+
     /// Any other per-route setting.
     pub fn route(mut self, set: impl FnOnce(&mut RouteSettings)) -> Settings {
         set(&mut self.config.route().settings);
@@ -143,6 +149,8 @@ impl Settings {
 pub struct TestProxy {
     /// Where clients connect.
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when the configuration asks for it.
+    pub metrics: Option<SocketAddr>,
     stopper: Handle,
     handle: Option<JoinHandle<io::Result<()>>>,
 }
@@ -154,6 +162,7 @@ impl TestProxy {
         let proxy =
             Proxy::bind(config.prepare().expect("a valid configuration")).expect("the proxy binds");
         let addr = proxy.local_addr();
+        let metrics = proxy.metrics_addr();
         let stopper = proxy.handle();
         let handle = thread::Builder::new()
             .name("proxy".into())
@@ -161,6 +170,7 @@ impl TestProxy {
             .expect("spawn the proxy thread");
         TestProxy {
             addr,
+            metrics,
             stopper,
             handle: Some(handle),
         }
@@ -1003,4 +1013,34 @@ pub fn tcp_rows() -> Vec<TcpRow> {
         }
     }
     rows
+}
+
+/// The body (and head) of `GET path` from the HTTP server at `addr`.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = connect(addr);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    let (data, _) = read_until_end(&mut s, IO_TIMEOUT, 1 << 20);
+    String::from_utf8_lossy(&data).into_owned()
+}
+
+/// A connection to `to` from the local address `from` (any loopback address: 127.0.0.0/8
+/// are all this host's), with the deadlines of [`connect`]; panics if it fails.
+pub fn connect_from(from: std::net::IpAddr, to: SocketAddr) -> TcpStream {
+    try_connect_from(from, to).unwrap_or_else(|e| panic!("connect from {from} to {to}: {e}"))
+}
+
+/// [`connect_from`], or its error (a refused client may be reset while connecting).
+pub fn try_connect_from(from: std::net::IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(to),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.bind(&SocketAddr::new(from, 0).into())?;
+    socket.connect_timeout(&to.into(), IO_TIMEOUT)?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(stream)
 }
