@@ -44,8 +44,9 @@ pub trait Buffer {
     fn take_storage(&mut self, pool: &mut Self::Pool);
     /// Gives its storage back to `pool` if it is empty: call after a round of I/O.
     fn return_storage(&mut self, pool: &mut Self::Pool);
-    /// Reads from `src` until full, the source would block, ends or fails.
-    fn fill_from<R: Read>(&mut self, src: &mut R, io: &mut IoStats) -> Progress;
+    /// Reads at most `limit` bytes from `src`, until full, the source would block, ends or
+    /// fails.
+    fn fill_from<R: Read>(&mut self, src: &mut R, io: &mut IoStats, limit: usize) -> Progress;
     /// Writes to `dst` until empty, the destination would block or fails.
     fn drain_into<W: Write>(&mut self, dst: &mut W, io: &mut IoStats) -> Progress;
 }
@@ -74,8 +75,8 @@ impl Buffer for Ring {
     fn return_storage(&mut self, pool: &mut BufferPool) {
         pool.reclaim(self);
     }
-    fn fill_from<R: Read>(&mut self, src: &mut R, stats: &mut IoStats) -> Progress {
-        io::fill_from(self, src, stats)
+    fn fill_from<R: Read>(&mut self, src: &mut R, stats: &mut IoStats, limit: usize) -> Progress {
+        io::fill_at_most(self, src, stats, limit)
     }
     fn drain_into<W: Write>(&mut self, dst: &mut W, stats: &mut IoStats) -> Progress {
         io::drain_into(self, dst, stats)

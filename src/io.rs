@@ -23,6 +23,8 @@ pub enum Stop {
     Eof,
     /// The ring has no free space (reading) — backpressure.
     Full,
+    /// The read allowance is spent (a bandwidth limit); the source may have more.
+    Limit,
     /// The ring has no data left (writing).
     Empty,
     /// The peer reset the connection or the pipe broke.
@@ -54,7 +56,17 @@ pub fn classify(err: &io::Error) -> Stop {
 
 /// Reads from `reader` into the ring's free space until the ring is full, the reader would
 /// block, reaches end of stream or fails. Every call is counted in `stats`.
-pub fn fill_from<R: Read>(ring: &mut Ring, mut reader: R, stats: &mut IoStats) -> Progress {
+pub fn fill_from<R: Read>(ring: &mut Ring, reader: R, stats: &mut IoStats) -> Progress {
+    fill_at_most(ring, reader, stats, usize::MAX)
+}
+
+/// [`fill_from`], reading at most `limit` bytes (then [`Stop::Limit`]).
+pub fn fill_at_most<R: Read>(
+    ring: &mut Ring,
+    mut reader: R,
+    stats: &mut IoStats,
+    limit: usize,
+) -> Progress {
     let mut moved = 0;
     loop {
         if ring.is_full() {
@@ -63,8 +75,18 @@ pub fn fill_from<R: Read>(ring: &mut Ring, mut reader: R, stats: &mut IoStats) -
                 stop: Stop::Full,
             };
         }
+        if moved >= limit {
+            return Progress {
+                moved,
+                stop: Stop::Limit,
+            };
+        }
         let (result, requested) = {
             let (a, b) = ring.unfilled();
+            let left = limit - moved;
+            let a_len = a.len().min(left);
+            let b_len = b.len().min(left - a_len);
+            let (a, b) = (&mut a[..a_len], &mut b[..b_len]);
             let requested = a.len() + b.len();
             let result = if b.is_empty() {
                 reader.read(a)

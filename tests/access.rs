@@ -216,3 +216,64 @@ fn max_lifetime_ends_a_connection_with_fin_both_ways() {
         "{lines:?}"
     );
 }
+
+/// Bytes each limited transfer moves: 12 MiB at 4 MiB/s is a 4 MiB burst, then 2 s.
+const TRANSFER: u64 = 12 << 20;
+const RATE: usize = 4 << 20;
+
+#[test]
+fn upload_and_download_rates_hold_after_a_one_second_burst() {
+    // Upstream: a byte 'u' starts an upload (the backend reads TRANSFER bytes and answers
+    // with one byte), 'd' a download (the backend sends TRANSFER bytes).
+    let backend = Backend::spawn(listen_on(v4_any_port()), |mut s| {
+        let mut kind = [0u8; 1];
+        if s.read_exact(&mut kind).is_err() {
+            return;
+        }
+        let pattern = Pattern::new(9);
+        if kind[0] == b'u' {
+            let (got, _) = pattern.read_from(&mut s, TRANSFER, Duration::from_secs(20));
+            if got == TRANSFER {
+                let _ = s.write_all(b"!");
+            }
+        } else {
+            let _ = pattern.write_to(&mut s, TRANSFER);
+        }
+    });
+    let proxy = Settings::to(&[backend.addr])
+        .route(|s| {
+            s.upload_rate = Some(RATE);
+            s.download_rate = Some(RATE);
+        })
+        .start();
+    let addr = proxy.addr;
+    let timed = |kind: u8| {
+        std::thread::spawn(move || {
+            let mut c = connect(addr);
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            c.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+            let start = std::time::Instant::now();
+            c.write_all(&[kind]).unwrap();
+            let pattern = Pattern::new(9);
+            if kind == b'u' {
+                pattern.write_to(&mut c, TRANSFER).unwrap();
+                c.shutdown(Shutdown::Write).unwrap();
+                read_exact_within(&mut c, 1, Duration::from_secs(20));
+            } else {
+                let (got, _) = pattern.read_from(&mut c, TRANSFER, Duration::from_secs(20));
+                assert_eq!(got, TRANSFER, "every byte, in order");
+            }
+            start.elapsed()
+        })
+    };
+    let transfers: Vec<_> = [b'u', b'u', b'd', b'd'].map(timed).into_iter().collect();
+    let expected = (TRANSFER - RATE as u64) as f64 / RATE as f64;
+    for (i, t) in transfers.into_iter().enumerate() {
+        let secs = t.join().unwrap().as_secs_f64();
+        assert!(
+            (secs - expected).abs() / expected <= 0.10,
+            "transfer {i}: {secs:.2} s, expected {expected:.2} s ± 10%"
+        );
+    }
+    proxy.stop();
+}

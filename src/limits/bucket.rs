@@ -62,6 +62,11 @@ impl TokenBucket {
         self.tokens >= self.burst
     }
 
+    /// Tokens gained per second.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
     /// When at least `n` whole tokens (at most the burst) will be there.
     pub fn ready_at(&self, n: u64) -> Instant {
         let want = (n as f64).min(self.burst);

@@ -211,26 +211,32 @@ impl<B: Buffer> Direction<B> {
         self.buffer.return_storage(pool);
     }
 
-    /// One round: read the source into the buffer, write the buffer to the destination (if
-    /// there is one yet), pass FIN on once drained. `Ok(true)` if anything changed; `Err` is
-    /// the reason to close. `first_fin` records which side sent FIN first.
+    /// One round: read at most `allowance` bytes of the source into the buffer, write the
+    /// buffer to the destination (if there is one yet), pass FIN on once drained. Returns
+    /// whether anything changed and how many bytes were read; `Err` is the reason to close.
+    /// `first_fin` records which side sent FIN first.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn forward<S: Stream>(
         &mut self,
         src: &mut End<S>,
         dst: Option<&mut End<S>>,
         src_side: Side,
         first_fin: &mut Option<Side>,
+        allowance: usize,
         pool: &mut B::Pool,
         io: &mut IoStats,
-    ) -> Result<bool, CloseReason> {
+    ) -> Result<(bool, usize), CloseReason> {
         let mut progressed = false;
-        let may_read = self.flow == Flow::Open && (src.readable || src.read_closed);
+        let mut read = 0;
+        let may_read =
+            self.flow == Flow::Open && (src.readable || src.read_closed) && allowance > 0;
         if may_read {
             self.buffer.take_storage(pool);
         }
         if may_read && !self.buffer.is_full() {
-            let p = self.buffer.fill_from(&mut src.stream, io);
+            let p = self.buffer.fill_from(&mut src.stream, io, allowance);
             progressed |= p.moved > 0;
+            read = p.moved;
             self.peak = self.peak.max(self.buffer.len() as u32);
             match p.stop {
                 Stop::Drained => src.readable = false,
@@ -238,7 +244,7 @@ impl<B: Buffer> Direction<B> {
                     src.readable = false;
                     src.read_closed = false;
                 }
-                Stop::Full | Stop::Empty => {}
+                Stop::Full | Stop::Empty | Stop::Limit => {}
                 Stop::Eof => {
                     self.flow = Flow::Eof;
                     first_fin.get_or_insert(src_side);
@@ -248,7 +254,7 @@ impl<B: Buffer> Direction<B> {
             }
         }
         let Some(dst) = dst else {
-            return Ok(progressed);
+            return Ok((progressed, read));
         };
         if dst.writable && !self.buffer.is_empty() {
             let p = self.buffer.drain_into(&mut dst.stream, io);
@@ -256,7 +262,7 @@ impl<B: Buffer> Direction<B> {
             self.delivered += p.moved as u64;
             match p.stop {
                 Stop::WouldBlock | Stop::Drained => dst.writable = false,
-                Stop::Empty | Stop::Full | Stop::Eof => {}
+                Stop::Empty | Stop::Full | Stop::Eof | Stop::Limit => {}
                 Stop::Reset | Stop::Failed(_) => return Err(src_side.peer().reset()),
             }
         }
@@ -267,6 +273,6 @@ impl<B: Buffer> Direction<B> {
             self.flow = Flow::Shut;
             progressed = true;
         }
-        Ok(progressed)
+        Ok((progressed, read))
     }
 }

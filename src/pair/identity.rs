@@ -31,20 +31,29 @@ pub(super) struct Identity {
 impl<S: Stream, B: Buffer> Pair<S, B> {
     /// The immediate peer, when a PROXY header named another client.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.identity
-            .as_ref()
+        self.identity()
             .map(|i| i.peer)
             .filter(|peer| *peer != self.client_addr)
     }
 
     /// The AUTHORITY the PROXY header carried.
     pub fn authority(&self) -> Option<&str> {
-        self.identity.as_ref()?.authority.as_deref()
+        self.identity()?.authority.as_deref()
     }
 
     /// The UNIQUE_ID the PROXY header carried.
     pub fn unique_id(&self) -> Option<&[u8]> {
-        self.identity.as_ref()?.unique_id.as_deref()
+        self.identity()?.unique_id.as_deref()
+    }
+
+    /// The extras of this pair, made when first needed.
+    fn extra_mut(&mut self) -> &mut super::Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// What the PROXY header said, if one was accepted.
+    fn identity(&self) -> Option<&Identity> {
+        self.extra.as_ref()?.identity.as_ref()
     }
 
     /// True while the client's PROXY header has not arrived.
@@ -85,12 +94,12 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             Some((src, dst)) => (src, Some(dst)),
             None => (self.client_addr, None),
         };
-        self.identity = Some(Box::new(Identity {
+        self.extra_mut().identity = Some(Identity {
             peer: self.client_addr,
             local,
             authority: header.authority,
             unique_id: header.unique_id,
-        }));
+        });
         self.client_addr = client;
         out.push_back(Action::Connect);
         Ok(())
@@ -122,7 +131,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
 
     /// The address the client connected to: the header's, else the client socket's.
     fn local_addr(&self) -> SocketAddr {
-        let header = self.identity.as_ref().and_then(|i| i.local);
+        let header = self.identity().and_then(|i| i.local);
         header
             .or_else(|| self.client.stream.local_addr().ok())
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))

@@ -19,6 +19,7 @@
 
 mod flow;
 mod identity;
+mod rates;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -78,6 +79,8 @@ pub enum PairTimer {
     Preread,
     /// `max_lifetime` has passed.
     Lifetime,
+    /// A direction held back by its bandwidth limit may read again.
+    Rate,
 }
 
 /// Whether the pair passed its route's access rules, and whether it counts against its
@@ -157,6 +160,10 @@ pub struct ConnectPolicy {
     pub tries_timeout: Option<Duration>,
     /// Close gracefully when this old.
     pub max_lifetime: Option<Duration>,
+    /// Client → upstream bytes per second.
+    pub upload_rate: Option<usize>,
+    /// Upstream → client bytes per second.
+    pub download_rate: Option<usize>,
 }
 
 /// What only a pair without an established upstream needs (freed once streaming and its
@@ -172,6 +179,13 @@ struct Attempts {
     send_proxy: Version,
     /// Header bytes not yet written to the connected upstream (before any client byte).
     prefix: Vec<u8>,
+}
+
+/// What only some pairs need, kept out of the pair itself so that the others stay small.
+#[derive(Debug, Default)]
+struct Extra {
+    identity: Option<identity::Identity>,
+    rates: Option<rates::Rates>,
 }
 
 /// A client connection and its upstream connection, with a buffer per direction.
@@ -196,8 +210,8 @@ pub struct Pair<S, B = Ring> {
     /// The server of `upstream` (pools hold fewer than 2^32 servers).
     server: Option<u32>,
     attempts: Option<Box<Attempts>>,
-    /// Who the client is, when a PROXY header said so.
-    identity: Option<Box<identity::Identity>>,
+    /// What only some pairs need: the PROXY header's identity, bandwidth buckets.
+    extra: Option<Box<Extra>>,
     client_addr: SocketAddr,
     started: Instant,
     /// Microseconds from `started` to the upstream connect (saturating at about 71 minutes).
@@ -237,7 +251,12 @@ impl<S: Stream, B: Buffer + Default> Pair<S, B> {
                 send_proxy: Version::Off,
                 prefix: Vec::new(),
             })),
-            identity: None,
+            extra: rates::Rates::new(&policy, now).map(|rates| {
+                Box::new(Extra {
+                    identity: None,
+                    rates: Some(rates),
+                })
+            }),
             client_addr,
             started: now,
             connect_us: None,
@@ -425,6 +444,9 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         }
         self.to_upstream.settle(now, pool);
         self.to_client.settle(now, pool);
+        if outcome.is_ok() {
+            self.rate_wait(now, out);
+        }
         match outcome {
             Ok(true) => out.push_back(Action::Yield),
             Ok(false) => {
@@ -453,6 +475,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
                 }
             }
             PairTimer::Lifetime => self.expire(out),
+            PairTimer::Rate => self.rate_woken(out),
             PairTimer::Preread => {
                 if self.awaiting_header() {
                     out.push_back(Action::Close(CloseReason::ProxyTimeout));
@@ -589,30 +612,36 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             } else {
                 (false, false)
             };
+            let allowance = self.allowance(Side::Client, now);
             let upstream = if streaming && !holding {
                 self.upstream.as_mut()
             } else {
                 None
             };
-            let up = self.to_upstream.forward(
+            let (up, read) = self.to_upstream.forward(
                 &mut self.client,
                 upstream,
                 Side::Client,
                 &mut self.first_fin,
+                allowance,
                 pool,
                 io,
             )?;
-            let down = match (streaming, self.upstream.as_mut()) {
+            self.spend(Side::Client, read);
+            let allowance = self.allowance(Side::Upstream, now);
+            let (down, read) = match (streaming, self.upstream.as_mut()) {
                 (true, Some(upstream)) => self.to_client.forward(
                     upstream,
                     Some(&mut self.client),
                     Side::Upstream,
                     &mut self.first_fin,
+                    allowance,
                     pool,
                     io,
                 )?,
-                _ => false,
+                _ => (false, 0),
             };
+            self.spend(Side::Upstream, read);
             if !(up || down || prefixed) {
                 return Ok(false);
             }

@@ -117,6 +117,8 @@ pub(super) fn policy(tries: usize) -> ConnectPolicy {
         tries,
         tries_timeout: None,
         max_lifetime: None,
+        upload_rate: None,
+        download_rate: None,
     }
 }
 

@@ -260,3 +260,68 @@ fn max_lifetime_passes_fin_both_ways_once_the_buffers_drain() {
         "FIN both ways"
     );
 }
+
+#[test]
+fn an_upload_rate_holds_a_direction_to_its_rate_after_a_one_second_burst() {
+    let mut h = Harness::with_buffers(4096);
+    let addr = ([10, 0, 0, 1], 1).into();
+    let limited = ConnectPolicy {
+        upload_rate: Some(10_000),
+        ..policy(1)
+    };
+    let start = h.now;
+    let mut pair: Pair<Fake> = Pair::new(
+        1,
+        0,
+        fake(&[5; 200_000], 0),
+        addr,
+        Duration::from_secs(600),
+        limited,
+        h.now,
+    );
+    pair.start(h.now, &mut h.out);
+    h.actions();
+    let upstream = Fake {
+        connect: Some(None),
+        write_room: 1 << 20,
+        ..Fake::default()
+    };
+    pair.connecting(0, upstream, Version::Off, h.now, &mut h.out);
+    h.actions();
+    pair.client.mark(READY);
+    let mut actions = h.ready(&mut pair, Side::Upstream, READY);
+    assert_eq!(
+        up(&mut pair).written.len(),
+        10_000,
+        "a one-second burst at once"
+    );
+    let mut wakes = 0;
+    loop {
+        let Some(at) = actions.iter().find_map(|a| match a {
+            Action::Wake(at, PairTimer::Rate) => Some(*at),
+            _ => None,
+        }) else {
+            panic!("held back without a wake-up: {actions:?}");
+        };
+        if at > start + Duration::from_secs(5) {
+            break;
+        }
+        h.now = at;
+        wakes += 1;
+        assert!(matches!(
+            h.timer(&mut pair, PairTimer::Rate).as_slice(),
+            [Action::Yield]
+        ));
+        actions = h.pump(&mut pair);
+    }
+    let sent = up(&mut pair).written.len() as f64;
+    let expected = 10_000.0 + 10_000.0 * 5.0;
+    assert!(
+        (sent - expected).abs() / expected < 0.01,
+        "{sent} bytes in 5 s"
+    );
+    assert!(
+        wakes <= 5 * 60,
+        "{wakes} wake-ups: about 50 a second at most"
+    );
+}

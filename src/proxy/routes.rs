@@ -161,6 +161,8 @@ impl RouteState {
             tries: self.settings.tries.unwrap_or(self.pool.len()),
             tries_timeout: self.settings.tries_timeout,
             max_lifetime: self.settings.max_lifetime,
+            upload_rate: self.settings.upload_rate,
+            download_rate: self.settings.download_rate,
         }
     }
 

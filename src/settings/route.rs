@@ -13,6 +13,9 @@ use std::time::Duration;
 /// Largest accepted buffer size.
 pub const MAX_BUFFER_SIZE: usize = 256 * 1024 * 1024;
 
+/// What a bandwidth setting takes: 1 byte to 1 TiB per second.
+const RATE: Size = Size::new(1, 1 << 40);
+
 /// What the kernel takes for keepalive times: 1 to 32767 seconds.
 const KEEPALIVE: DurBetween = DurBetween::new(Duration::from_secs(1), Duration::from_secs(32767));
 
@@ -135,6 +138,12 @@ crate::settings! {
         /// New connections per client, a token bucket whose burst is one period's worth.
         conn_rate_per_ip: Option<Rate> = None, Optional(RateKind, "unlimited"), "N/s|N/m",
             Limits, "new connections per client address, per worker";
+        /// Client → upstream bytes per second per connection (burst: about one second).
+        upload_rate: Option<usize> = None, Optional(RATE, "unlimited"), "SIZE", Limits,
+            "client to upstream bytes per second, per connection";
+        /// Upstream → client bytes per second per connection (burst: about one second).
+        download_rate: Option<usize> = None, Optional(RATE, "unlimited"), "SIZE", Limits,
+            "upstream to client bytes per second, per connection";
         /// Connections this old are closed gracefully (FIN both ways once the rings drain).
         max_lifetime: Option<Duration> = None, Optional(Dur, "unlimited"), "DUR", Limits,
             "close connections this old, gracefully";
