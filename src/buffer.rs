@@ -8,7 +8,8 @@
 //! kernel pipe is the second implementation the splice engine adds.
 //!
 //! Invariants every implementation keeps: `len() <= capacity()`; bytes come out in the order
-//! they went in; storage is returned only while empty; `capacity()` is 0 without storage.
+//! they went in; storage is returned only while empty (or released with its pair);
+//! `capacity()` is 0 without storage; storage comes only within the pool's budget.
 
 use crate::io::{self, Progress};
 use crate::ring::{BufferPool, Ring};
@@ -40,10 +41,15 @@ pub trait Buffer {
     fn front(&self) -> &[u8];
     /// Drops the `n` oldest bytes (at most `front().len()`) without writing them anywhere.
     fn discard(&mut self, n: usize);
-    /// Takes storage from `pool` unless it has some already: call before reading.
-    fn take_storage(&mut self, pool: &mut Self::Pool);
+    /// Takes storage from `pool` unless it has some already: call before reading. False
+    /// when it has none and the pool's budget is used up (the direction waits).
+    fn take_storage(&mut self, pool: &mut Self::Pool) -> bool;
+    /// True when [`Buffer::take_storage`] would succeed now.
+    fn storage_available(pool: &Self::Pool) -> bool;
     /// Gives its storage back to `pool` if it is empty: call after a round of I/O.
     fn return_storage(&mut self, pool: &mut Self::Pool);
+    /// Gives its storage back to `pool` whatever it holds (the connection is gone).
+    fn release_storage(&mut self, pool: &mut Self::Pool);
     /// Reads at most `limit` bytes from `src`, until full, the source would block, ends or
     /// fails.
     fn fill_from<R: Read>(&mut self, src: &mut R, io: &mut IoStats, limit: usize) -> Progress;
@@ -69,11 +75,17 @@ impl Buffer for Ring {
     fn discard(&mut self, n: usize) {
         self.consume(n.min(self.filled().0.len()));
     }
-    fn take_storage(&mut self, pool: &mut BufferPool) {
-        pool.fill(self);
+    fn take_storage(&mut self, pool: &mut BufferPool) -> bool {
+        pool.fill(self)
+    }
+    fn storage_available(pool: &BufferPool) -> bool {
+        pool.can_fill()
     }
     fn return_storage(&mut self, pool: &mut BufferPool) {
         pool.reclaim(self);
+    }
+    fn release_storage(&mut self, pool: &mut BufferPool) {
+        pool.release(self);
     }
     fn fill_from<R: Read>(&mut self, src: &mut R, stats: &mut IoStats, limit: usize) -> Progress {
         io::fill_at_most(self, src, stats, limit)

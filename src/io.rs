@@ -259,6 +259,7 @@ mod tests {
             read_would_block: 1,
             write_would_block: 1,
             partial_writes: 1,
+            ..IoStats::default()
         };
         assert_eq!(stats, expected);
     }

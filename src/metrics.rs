@@ -37,6 +37,9 @@
 //! | `ringproxy_io_would_block_total` | counter | `op` (`read`, `write`) |
 //! | `ringproxy_io_partial_writes_total` | counter | |
 //! | `ringproxy_ring_bytes` | gauge | `state` (`in_use`, `free`) |
+//! | `ringproxy_budget_bytes` | gauge | `state` (`in_use`, `limit`) |
+//! | `ringproxy_budget_waits_total` | counter | |
+//! | `ringproxy_budget_wait_seconds_total` | counter | |
 //! | `ringproxy_ring_occupancy_ratio` | histogram | `le` on `_bucket` |
 //!
 //! `direction` is `to_upstream` (client → server) or `to_client` (server → client). Every
@@ -398,6 +401,37 @@ fn ring_families(out: &mut Out, snapshots: &[Snapshot]) {
     for s in snapshots {
         out.sample(name, s.worker, &[("state", "in_use")], s.rings.bytes_in_use);
         out.sample(name, s.worker, &[("state", "free")], s.rings.bytes_free);
+    }
+
+    let name = "ringproxy_budget_bytes";
+    out.header(
+        name,
+        "Ring storage held against max_buffered (in_use) and the budget (limit, when set).",
+        "gauge",
+    );
+    for s in snapshots {
+        out.sample(name, s.worker, &[("state", "in_use")], s.rings.budget_used);
+        if let Some(limit) = s.rings.budget_limit {
+            out.sample(name, s.worker, &[("state", "limit")], limit);
+        }
+    }
+    let name = "ringproxy_budget_waits_total";
+    out.header(
+        name,
+        "Times a direction waited for ring storage (max_buffered used up).",
+        "counter",
+    );
+    for s in snapshots {
+        out.sample(name, s.worker, &[], s.io.budget_waits);
+    }
+    let name = "ringproxy_budget_wait_seconds_total";
+    out.header(
+        name,
+        "Time directions waited for ring storage, summed.",
+        "counter",
+    );
+    for s in snapshots {
+        out.sample(name, s.worker, &[], Float(s.io.budget_waited.as_secs_f64()));
     }
 
     let name = "ringproxy_ring_occupancy_ratio";
@@ -1096,12 +1130,14 @@ mod tests {
                     read_would_block: 7,
                     write_would_block: 8,
                     partial_writes: 9,
+                    ..IoStats::default()
                 },
                 rings: RingSnapshot {
                     bytes_in_use: 32768,
                     bytes_free: 16384,
                     occupancy: [4, 0, 1, 2, 3],
                     occupancy_sum: 5.5,
+                    ..RingSnapshot::default()
                 },
             })
             .collect()
@@ -1158,7 +1194,7 @@ mod tests {
                 families.push((name.to_owned(), kind.to_owned()));
             }
         }
-        assert_eq!(families.len(), 21);
+        assert_eq!(families.len(), 24);
         for (i, (name, kind)) in families.iter().enumerate() {
             assert!(
                 families[..i].iter().all(|(n, _)| n != name),
@@ -1227,7 +1263,7 @@ mod tests {
     fn empty_input_renders_only_headers() {
         let text = render(&[]);
         assert!(text.lines().all(|l| l.starts_with("# ")));
-        assert_eq!(text.matches("# TYPE ").count(), 21);
+        assert_eq!(text.matches("# TYPE ").count(), 24);
     }
 
     #[test]

@@ -170,6 +170,9 @@ impl Default for Ring {
     }
 }
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 /// Free ring storage of one size, reused across connections so that idle connections hold
 /// no buffer and busy ones do not allocate per read. Holds at most `max_free` buffers.
 #[derive(Debug)]
@@ -177,38 +180,62 @@ pub struct BufferPool {
     size: usize,
     max_free: usize,
     free: Vec<Box<[u8]>>,
+    budget: Arc<Budget>,
 }
 
 impl BufferPool {
-    /// A pool of `size`-byte buffers that keeps at most `max_free` of them when unused.
-    pub fn new(size: usize, max_free: usize) -> BufferPool {
+    /// A pool of `size`-byte buffers that keeps at most `max_free` of them when unused and
+    /// allocates only within `budget` (shared with the other pools of the loop).
+    pub fn new(size: usize, max_free: usize, budget: Arc<Budget>) -> BufferPool {
         debug_assert!(size > 0);
         BufferPool {
             size,
             max_free,
             free: Vec::new(),
+            budget,
         }
     }
 
-    /// Attaches storage to `ring` if it has none.
-    pub fn fill(&mut self, ring: &mut Ring) {
-        if !ring.has_storage() {
-            let buf = self
-                .free
-                .pop()
-                .unwrap_or_else(|| vec![0; self.size].into_boxed_slice());
-            ring.attach(buf);
+    /// Attaches storage to `ring` if it has none: a free buffer, or a new one within the
+    /// budget. False when the ring has none and the budget is used up.
+    pub fn fill(&mut self, ring: &mut Ring) -> bool {
+        if ring.has_storage() {
+            return true;
         }
+        let buf = match self.free.pop() {
+            Some(buf) => buf,
+            None if self.budget.take(self.size) => vec![0; self.size].into_boxed_slice(),
+            None => return false,
+        };
+        ring.attach(buf);
+        true
+    }
+
+    /// True when [`BufferPool::fill`] would give a ring storage now.
+    pub fn can_fill(&self) -> bool {
+        !self.free.is_empty() || self.budget.has_room(self.size)
     }
 
     /// Takes back the storage of `ring` if it is empty (storage of another size, left from
     /// before a reload changed the size, is freed instead).
     pub fn reclaim(&mut self, ring: &mut Ring) {
-        if let Some(buf) = ring.detach()
-            && self.free.len() < self.max_free
-            && buf.len() == self.size
-        {
+        if let Some(buf) = ring.detach() {
+            self.keep_or_free(buf);
+        }
+    }
+
+    /// Takes back the storage of `ring` whatever it holds (its pair is gone).
+    pub fn release(&mut self, ring: &mut Ring) {
+        ring.len = 0;
+        ring.head = 0;
+        self.reclaim(ring);
+    }
+
+    fn keep_or_free(&mut self, buf: Box<[u8]>) {
+        if self.free.len() < self.max_free && buf.len() == self.size {
             self.free.push(buf);
+        } else {
+            self.budget.give(buf.len());
         }
     }
 
@@ -220,6 +247,63 @@ impl BufferPool {
     /// Bytes held by buffers waiting for reuse.
     pub fn free_bytes(&self) -> usize {
         self.free.len() * self.size
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        self.budget.give(self.free_bytes());
+    }
+}
+
+/// The bytes of ring storage one loop may hold at once (`max_buffered`, split between the
+/// workers), shared by the pools of its routes: buffers attached to rings and buffers kept
+/// for reuse both count. Loop-local in practice; atomics only make it `Send` with the loop.
+#[derive(Debug)]
+pub struct Budget {
+    limit: AtomicUsize,
+    used: AtomicUsize,
+}
+
+impl Budget {
+    /// At most `limit` bytes (`usize::MAX`: no limit).
+    pub fn new(limit: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            limit: AtomicUsize::new(limit),
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// Changes the limit (a reload); storage already held is kept.
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// True when `n` more bytes fit.
+    pub fn has_room(&self, n: usize) -> bool {
+        self.used().saturating_add(n) <= self.limit()
+    }
+
+    fn take(&self, n: usize) -> bool {
+        let room = self.has_room(n);
+        if room {
+            self.used.fetch_add(n, Ordering::Relaxed);
+        }
+        room
+    }
+
+    fn give(&self, n: usize) {
+        self.used.fetch_sub(n.min(self.used()), Ordering::Relaxed);
     }
 }
 
@@ -322,8 +406,30 @@ mod tests {
     }
 
     #[test]
+    fn the_budget_bounds_storage_and_every_buffer_is_given_back() {
+        let budget = Budget::new(8);
+        let mut pool = BufferPool::new(4, 1, Arc::clone(&budget));
+        let (mut a, mut b, mut c) = (Ring::detached(), Ring::detached(), Ring::detached());
+        assert!(pool.fill(&mut a) && pool.fill(&mut b));
+        assert_eq!(budget.used(), 8);
+        assert!(
+            !pool.can_fill() && !pool.fill(&mut c),
+            "the budget is used up"
+        );
+        a.push_slice(b"full");
+        pool.release(&mut a);
+        assert!(pool.can_fill(), "a released buffer waits in the pool");
+        assert!(pool.fill(&mut c));
+        pool.reclaim(&mut b);
+        pool.reclaim(&mut c);
+        assert_eq!(budget.used(), 4, "one kept for reuse, the other freed");
+        drop(pool);
+        assert_eq!(budget.used(), 0, "a dropped pool gives its buffers back");
+    }
+
+    #[test]
     fn detached_ring_reattaches_through_the_pool() {
-        let mut pool = BufferPool::new(4, 1);
+        let mut pool = BufferPool::new(4, 1, Budget::new(usize::MAX));
         let mut ring = Ring::detached();
         assert!(!ring.has_storage() && ring.is_empty() && ring.is_full());
         pool.fill(&mut ring);

@@ -24,6 +24,10 @@ pub struct IoStats {
     pub write_would_block: u64,
     /// Writes that accepted only part of what was offered.
     pub partial_writes: u64,
+    /// Times a direction had to wait for ring storage (`max_buffered` used up).
+    pub budget_waits: u64,
+    /// Time directions waited for ring storage, summed.
+    pub budget_waited: std::time::Duration,
 }
 
 /// Counters of one upstream server.
@@ -102,6 +106,10 @@ pub struct RingSnapshot {
     pub occupancy: [u64; OCCUPANCY_BOUNDS.len()],
     /// Sum of all fill ratios (for the histogram's `_sum`).
     pub occupancy_sum: f64,
+    /// Bytes of ring storage held against the budget (attached and pooled).
+    pub budget_used: u64,
+    /// The budget (`max_buffered` divided between workers), if one is set.
+    pub budget_limit: Option<u64>,
 }
 
 /// Everything one worker loop reports.

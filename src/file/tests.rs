@@ -55,6 +55,7 @@ fn check(e: &FileError, line: Option<usize>, field: Option<&str>, words: &str) {
 fn the_documented_example_parses() {
     let c = ok(BRIEF);
     let global = Global {
+        max_buffered: None,
         max_conns: Some(10000),
         workers: 2,
         access_log: Some("/var/log/ringproxy/access.log".into()),

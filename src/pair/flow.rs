@@ -136,6 +136,8 @@ pub struct Direction<B> {
     flow: Flow,
     delivered: u64,
     peak: u32,
+    /// The last read wanted storage the budget could not give.
+    starved: bool,
     /// Nanoseconds spent stalled before `stalled_since` (584 years fit).
     stalled_ns: u64,
     stalled_since: Option<Instant>,
@@ -148,6 +150,7 @@ impl<B: Buffer + Default> Default for Direction<B> {
             flow: Flow::Open,
             delivered: 0,
             peak: 0,
+            starved: false,
             stalled_ns: 0,
             stalled_since: None,
         }
@@ -187,6 +190,16 @@ impl<B: Buffer> Direction<B> {
             + self
                 .stalled_since
                 .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
+    }
+
+    /// True when the direction could not read for want of storage (the budget).
+    pub(super) fn is_starved(&self) -> bool {
+        self.starved
+    }
+
+    /// Gives the buffer's storage back whatever it holds (the pair is closing).
+    pub(super) fn release(&mut self, pool: &mut B::Pool) {
+        self.buffer.release_storage(pool);
     }
 
     /// Stops reading the source as if it had sent FIN: the buffer drains, then FIN is
@@ -231,7 +244,7 @@ impl<B: Buffer> Direction<B> {
         let may_read =
             self.flow == Flow::Open && (src.readable || src.read_closed) && allowance > 0;
         if may_read {
-            self.buffer.take_storage(pool);
+            self.starved = !self.buffer.take_storage(pool);
         }
         if may_read && !self.buffer.is_full() {
             let p = self.buffer.fill_from(&mut src.stream, io, allowance);

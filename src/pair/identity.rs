@@ -76,7 +76,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
                 );
                 return Err(CloseReason::Probe);
             }
-            Ok(Parsed::Incomplete) if ended || self.to_upstream.buffer().is_full() => {
+            Ok(Parsed::Incomplete) if ended || self.header_cannot_fit() => {
                 debug!("{}: incomplete PROXY header", self.client_addr);
                 return Err(CloseReason::BadProxyHeader);
             }
@@ -103,6 +103,13 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         self.client_addr = client;
         out.push_back(Action::Connect);
         Ok(())
+    }
+
+    /// True when the buffer is full of an incomplete header (a buffer without storage yet
+    /// is not full: nothing was read).
+    fn header_cannot_fit(&self) -> bool {
+        let buffer = self.to_upstream.buffer();
+        buffer.has_storage() && buffer.is_full()
     }
 
     /// The upstream connected: streaming from now, with the PROXY header to send first if

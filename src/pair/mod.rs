@@ -126,6 +126,9 @@ pub enum Action<S> {
     Wake(Instant, PairTimer),
     /// Pump again next turn without waiting for an event (fairness).
     Yield,
+    /// A direction waits for buffer storage (the budget is used up): pump this pair again,
+    /// in turn with the others waiting, once storage returns.
+    Starved,
     /// Tear the pair down for this reason; nothing follows.
     Close(CloseReason),
 }
@@ -205,6 +208,8 @@ pub struct Pair<S, B = Ring> {
     admission: Admission,
     /// `max_lifetime` passed: both directions end once their buffers drain.
     expired: bool,
+    /// It asked for storage and has not been fed yet.
+    starving: bool,
     client: End<S>,
     upstream: Option<End<S>>,
     /// The server of `upstream` (pools hold fewer than 2^32 servers).
@@ -241,6 +246,7 @@ impl<S: Stream, B: Buffer + Default> Pair<S, B> {
             first_fin: None,
             admission: Admission::Pending,
             expired: false,
+            starving: false,
             client: End::new(client),
             upstream: None,
             server: None,
@@ -412,7 +418,16 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             && let Some(e) = end.stream.take_error()
         {
             debug!("{side:?} socket of {} failed: {e}", self.client_addr);
-            out.push_back(Action::Close(side.reset()));
+            // A reset before the first byte of an awaited PROXY header is a probe.
+            let probe = side == Side::Client
+                && self.awaiting_header()
+                && self.to_upstream.buffer().is_empty();
+            let reason = if probe {
+                CloseReason::Probe
+            } else {
+                side.reset()
+            };
+            out.push_back(Action::Close(reason));
             return;
         }
         self.pump(now, pool, io, out);
@@ -446,6 +461,11 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         self.to_client.settle(now, pool);
         if outcome.is_ok() {
             self.rate_wait(now, out);
+            let starved = self.to_upstream.is_starved() || self.to_client.is_starved();
+            if starved && !self.starving {
+                self.starving = true;
+                out.push_back(Action::Starved);
+            }
         }
         match outcome {
             Ok(true) => out.push_back(Action::Yield),
@@ -524,6 +544,17 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             attempts.tried.push(server);
         }
         self.next_attempt(now, out);
+    }
+
+    /// Storage may be had again: the loop pumps it next (its turn among the starved came).
+    pub fn fed(&mut self) {
+        self.starving = false;
+    }
+
+    /// Gives both buffers' storage back to `pool`, whatever they hold: call when closing.
+    pub fn release_buffers(&mut self, pool: &mut B::Pool) {
+        self.to_upstream.release(pool);
+        self.to_client.release(pool);
     }
 
     /// The route's access rules refuse this client (`allow`/`deny`, a per-client limit).

@@ -146,7 +146,7 @@ impl Harness {
     pub(super) fn with_buffers(size: usize) -> Harness {
         Harness {
             now: Instant::now(),
-            pool: BufferPool::new(size, 4),
+            pool: BufferPool::new(size, 4, crate::ring::Budget::new(usize::MAX)),
             io: IoStats::default(),
             out: VecDeque::new(),
         }

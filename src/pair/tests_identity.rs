@@ -325,3 +325,73 @@ fn an_upload_rate_holds_a_direction_to_its_rate_after_a_one_second_burst() {
         "{wakes} wake-ups: about 50 a second at most"
     );
 }
+
+#[test]
+fn an_event_before_the_first_byte_waits_for_the_header() {
+    let mut h = Harness::with_buffers(4096);
+    let mut pair = accept_proxied(&mut h, Fake::default());
+    let writable = Readiness {
+        writable: true,
+        ..Readiness::default()
+    };
+    assert!(
+        h.ready(&mut pair, Side::Client, writable).is_empty(),
+        "nothing read yet"
+    );
+    pair.client
+        .stream
+        .incoming
+        .extend(proxy_protocol::write_local(Version::V1));
+    let actions = h.ready(&mut pair, Side::Client, READY);
+    assert!(
+        matches!(actions.as_slice(), [Action::Connect]),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_reset_before_the_first_byte_is_a_probe() {
+    let mut h = Harness::with_buffers(4096);
+    let reset = Fake {
+        error: Some(io::ErrorKind::ConnectionReset),
+        ..Fake::default()
+    };
+    let mut pair = accept_proxied(&mut h, reset);
+    let error = Readiness {
+        error: true,
+        ..Readiness::default()
+    };
+    assert!(closes(
+        &h.ready(&mut pair, Side::Client, error),
+        CloseReason::Probe
+    ));
+}
+
+#[test]
+fn a_direction_without_storage_waits_once_and_is_fed() {
+    let budget = crate::ring::Budget::new(8);
+    let mut h = Harness::new();
+    h.pool = crate::ring::BufferPool::new(8, 0, budget.clone());
+    let mut pair = h.streaming(fake(b"", 100), fake(b"", 100));
+    // Hold the only buffer with bytes the upstream does not take.
+    let mut hog = h.streaming(fake(b"12345678", 100), fake(b"", 0));
+    hog.client.mark(READY);
+    h.pump(&mut hog);
+    assert_eq!(budget.used(), 8);
+    pair.client.stream.incoming.extend(b"wants room");
+    let actions = h.ready(&mut pair, Side::Client, READY);
+    assert!(
+        matches!(actions.as_slice(), [Action::Starved]),
+        "{actions:?}"
+    );
+    assert!(
+        h.ready(&mut pair, Side::Client, READY).is_empty(),
+        "asked once"
+    );
+    up(&mut hog).write_room = 100;
+    h.ready(&mut hog, Side::Upstream, READY);
+    assert!(h.pool.can_fill(), "the hog's buffer came back");
+    pair.fed();
+    h.pump(&mut pair);
+    assert_eq!(up(&mut pair).written, b"wants room");
+}

@@ -42,6 +42,7 @@ use mio::{Events, Poll};
 use refusals::Refusals;
 use routes::Routes;
 use slab::Slab;
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -145,6 +146,8 @@ pub struct Proxy {
     state: RunState,
     /// Pairs (key, id) that yielded with work left; pumped again next turn.
     ready: Vec<(usize, u64)>,
+    /// Pairs (key, id, since) waiting for buffer storage, in arrival order.
+    starved: VecDeque<(usize, u64, Instant)>,
     access_log: Option<AccessLog>,
     refusals: Refusals,
     metrics: Option<MetricsServer>,
@@ -203,6 +206,7 @@ impl Proxy {
                 self.dispatch(event, now);
             }
             self.fire_timers(now);
+            self.feed_starved(now);
             self.accept(now);
             self.compact_timers();
             if let RunState::Draining { open_at_start } = self.state
@@ -271,6 +275,26 @@ impl Proxy {
                     }
                 }
             }
+        }
+    }
+
+    /// Wakes the pairs waiting for buffer storage, first come first served, while their
+    /// route's pool can give it (a waiter that cannot be fed yet keeps the others waiting).
+    fn feed_starved(&mut self, now: Instant) {
+        while let Some(&(key, id, since)) = self.starved.front() {
+            let Some(pair) = self.pairs.get_mut(key).filter(|p| p.id() == id) else {
+                self.starved.pop_front();
+                continue;
+            };
+            if !<crate::ring::Ring as crate::buffer::Buffer>::storage_available(
+                &self.routes[pair.route()].buffers,
+            ) {
+                return;
+            }
+            self.starved.pop_front();
+            self.io.budget_waited += now.saturating_duration_since(since);
+            pair.fed();
+            self.ready.push((key, id));
         }
     }
 

@@ -61,6 +61,12 @@ impl Proxy {
                         self.timers.schedule(at, Timer::pair(key, id, timer));
                     }
                 }
+                Action::Starved => {
+                    if let Some(pair) = self.pairs.get(key) {
+                        self.io.budget_waits += 1;
+                        self.starved.push_back((key, pair.id(), now));
+                    }
+                }
                 Action::Yield => {
                     if let Some(pair) = self.pairs.get(key) {
                         self.ready.push((key, pair.id()));
@@ -220,10 +226,11 @@ impl Proxy {
     /// Frees pair `key` (exactly once: the slab entry is removed here and only here). After a
     /// reset, the other side is reset too, so a truncated stream never looks complete.
     pub(super) fn close(&mut self, key: usize, reason: CloseReason, now: Instant) {
-        let Some(pair) = self.pairs.try_remove(key) else {
+        let Some(mut pair) = self.pairs.try_remove(key) else {
             return;
         };
         let route = &mut self.routes[pair.route()];
+        pair.release_buffers(&mut route.buffers);
         route.active -= 1;
         route.stats.closed[reason.index()] += 1;
         if pair.admission() == Admission::Counted {

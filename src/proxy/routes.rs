@@ -14,7 +14,7 @@ use crate::limits::{self, ClientKey, ClientTable, Refusal};
 use crate::pair::{ConnectPolicy, Failure, Preread};
 use crate::proxy_protocol::Version;
 use crate::resolve::{ResolvedConfig, ResolvedServer};
-use crate::ring::BufferPool;
+use crate::ring::{Budget, BufferPool};
 use crate::settings::RouteSettings;
 use crate::settings::kinds::Named;
 use crate::stats::RouteStats;
@@ -22,6 +22,7 @@ use crate::upstream::{Pool, Upstream, UpstreamId};
 use log::{info, warn};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::{Index, IndexMut};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Ring buffers a route keeps for reuse when no connection needs them.
@@ -47,14 +48,18 @@ pub(super) struct RouteState {
 }
 
 impl RouteState {
-    fn new(config: &ResolvedConfig, index: usize, seed: u64) -> RouteState {
+    fn new(config: &ResolvedConfig, index: usize, seed: u64, budget: &Arc<Budget>) -> RouteState {
         let route = &config.config().routes[index];
         let pool = Pool::new(config.servers(index));
         RouteState {
             name: route.name.clone(),
             listen: route.listen.clone(),
             balancer: Balancer::new(route.settings.balance, &pool, seed),
-            buffers: BufferPool::new(route.settings.buffer_size, MAX_FREE_BUFFERS),
+            buffers: BufferPool::new(
+                route.settings.buffer_size,
+                MAX_FREE_BUFFERS,
+                Arc::clone(budget),
+            ),
             clients: ClientTable::new(CLIENT_TABLE),
             settings: route.settings.clone(),
             stats: RouteStats::default(),
@@ -67,7 +72,13 @@ impl RouteState {
     /// Takes route `index` of `config`: servers that stay keep their index, connections,
     /// health and counters; new ones are appended; missing ones are removed. True if
     /// anything changed.
-    fn reconfigure(&mut self, config: &ResolvedConfig, index: usize, seed: u64) -> bool {
+    fn reconfigure(
+        &mut self,
+        config: &ResolvedConfig,
+        index: usize,
+        seed: u64,
+        budget: &Arc<Budget>,
+    ) -> bool {
         let route = &config.config().routes[index];
         let fresh = config.servers(index);
         let before: Vec<ResolvedServer> = self.configured();
@@ -84,7 +95,8 @@ impl RouteState {
         }
         self.balancer = Balancer::new(route.settings.balance, &self.pool, seed);
         if route.settings.buffer_size != self.settings.buffer_size {
-            self.buffers = BufferPool::new(route.settings.buffer_size, MAX_FREE_BUFFERS);
+            let budget = Arc::clone(budget);
+            self.buffers = BufferPool::new(route.settings.buffer_size, MAX_FREE_BUFFERS, budget);
         }
         self.settings = route.settings.clone();
         self.listen = route.listen.clone();
@@ -341,6 +353,8 @@ fn describe_server(server: &Upstream) -> String {
 pub(super) struct Routes {
     routes: Vec<RouteState>,
     seed: u64,
+    /// The ring storage all routes of the loop may hold.
+    pub budget: Arc<Budget>,
 }
 
 /// What a reload did to the routes.
@@ -354,11 +368,15 @@ pub(super) struct Applied {
 
 impl Routes {
     /// The routes of `config`; `seed` makes balancers of different workers differ.
-    pub fn new(config: &ResolvedConfig, seed: u64) -> Routes {
+    pub fn new(config: &ResolvedConfig, seed: u64, budget: Arc<Budget>) -> Routes {
         let routes = (0..config.config().routes.len())
-            .map(|i| RouteState::new(config, i, seed))
+            .map(|i| RouteState::new(config, i, seed, &budget))
             .collect();
-        Routes { routes, seed }
+        Routes {
+            routes,
+            seed,
+            budget,
+        }
     }
 
     /// Applies `config`: routes are matched by name; new ones are appended, missing ones
@@ -374,7 +392,8 @@ impl Routes {
             match self.routes.iter().position(|r| r.name == route.name) {
                 Some(index) => {
                     let was_retired = self.routes[index].retired;
-                    if self.routes[index].reconfigure(config, i, self.seed) || was_retired {
+                    let budget = &self.budget;
+                    if self.routes[index].reconfigure(config, i, self.seed, budget) || was_retired {
                         applied.changed += 1;
                     }
                     applied.plan.push(index);
@@ -382,7 +401,8 @@ impl Routes {
                 None => {
                     applied.added += 1;
                     applied.plan.push(self.routes.len());
-                    self.routes.push(RouteState::new(config, i, self.seed));
+                    let route = RouteState::new(config, i, self.seed, &self.budget);
+                    self.routes.push(route);
                 }
             }
         }

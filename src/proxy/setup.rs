@@ -11,6 +11,7 @@ use crate::access_log::AccessLog;
 use crate::config::{RESERVED_FDS, default_max_conns};
 use crate::error::StartError;
 use crate::resolve::ResolvedConfig;
+use crate::ring::Budget;
 use crate::settings::Global;
 use crate::stats::IoStats;
 use crate::timers::Timers;
@@ -53,7 +54,8 @@ impl Proxy {
             gate: AcceptGate::default(),
             fd_limit,
             global: valid.global.clone(),
-            routes: Routes::new(&config, seed),
+            routes: Routes::new(&config, seed, Budget::new(usize::MAX)),
+            starved: VecDeque::new(),
             listeners: Listeners::default(),
             health: Health::default(),
             pairs: Slab::new(),
@@ -98,6 +100,10 @@ impl Proxy {
 
     /// Applies the process-wide settings: connection limit, access log, metrics listener.
     pub(super) fn apply_global(&mut self, global: &Global) -> Result<(), StartError> {
+        let budget = global
+            .max_buffered
+            .map_or(usize::MAX, |total| total / self.workers());
+        self.routes.budget.set_limit(budget);
         self.gate.max_conns = global
             .max_conns
             .unwrap_or(default_max_conns(self.fd_limit))

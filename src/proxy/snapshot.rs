@@ -82,6 +82,9 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
         })
         .collect();
     rings.bytes_free = routes.free_buffer_bytes();
+    rings.budget_used = routes.budget.used() as u64;
+    let limit = routes.budget.limit();
+    rings.budget_limit = (limit != usize::MAX).then_some(limit as u64);
     Snapshot {
         worker,
         routes: routes_out,

@@ -1,6 +1,6 @@
 //! The process-wide settings: the file's top-level keys, and flags for the whole process.
 
-use super::kinds::{Addr, Choice, Dur, Named, Optional, Text, Whole, Workers};
+use super::kinds::{Addr, Choice, Dur, Named, Optional, Size, Text, Whole, Workers};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -33,6 +33,10 @@ crate::settings! {
         max_conns: Option<usize> = None,
             Optional(Whole::new(1, 1 << 24), "(descriptor limit - 32) / 2"), "N", Options,
             "most connections at once; at the limit new clients wait\nin the listen backlog";
+        /// Ring storage the whole process may hold at once (split evenly between workers);
+        /// a direction that needs more waits until storage returns.
+        max_buffered: Option<usize> = None, Optional(Size::new(64 << 10, 1 << 40), "unlimited"),
+            "SIZE", Options, "ring storage the process may hold at once; more waits";
         /// Independent event loops, each with its own `SO_REUSEPORT` listeners.
         workers: usize = 1, Workers, "N|auto", Options,
             "independent event loops sharing the port with SO_REUSEPORT,\n\
