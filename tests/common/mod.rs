@@ -4,12 +4,20 @@
 //!
 //! Every blocking call made through these helpers has a deadline, so a broken proxy fails a
 //! test instead of hanging it. Only 127.0.0.1 and ::1 are ever used.
+//!
+//! Submodules: [`peers`] (real HAProxy, nginx and curl, skipped when not installed),
+//! [`headers`] (PROXY protocol headers built by hand) and [`logs`] (reading the access log
+//! and `/metrics`).
 
 #![allow(dead_code)]
 
+pub mod headers;
+pub mod logs;
+pub mod peers;
+
 use ringproxy::config::{Config, UpstreamSpec, raise_fd_limit};
 use ringproxy::proxy::{Handle, Proxy};
-use ringproxy::settings::RouteSettings;
+use ringproxy::settings::{LogFormat, RouteSettings, ServerOptions};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -122,6 +130,25 @@ impl Settings {
         self
     }
 
+    /// Options of the `index`th server (in the order given to [`Settings::to`]).
+    pub fn server(mut self, index: usize, set: impl FnOnce(&mut ServerOptions)) -> Settings {
+        set(&mut self.config.route().upstreams[index].options);
+        self
+    }
+
+    /// Writes the access log to `path` in `format`.
+    pub fn access_log(mut self, path: &std::path::Path, format: LogFormat) -> Settings {
+        self.config.global.access_log = Some(path.to_str().expect("a UTF-8 path").to_string());
+        self.config.global.access_log_format = format;
+        self
+    }
+
+    /// Serves `/metrics` on a free `127.0.0.1` port ([`TestProxy::metrics`]).
+    pub fn metrics(mut self) -> Settings {
+        self.config.global.metrics = Some(v4_any_port());
+        self
+    }
+
     /// Most pairs at once.
     pub fn max_conns(mut self, max: usize) -> Settings {
         self.config.global.max_conns = Some(max);
@@ -143,6 +170,8 @@ impl Settings {
 pub struct TestProxy {
     /// Where clients connect.
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when [`Settings::metrics`] asked for it.
+    pub metrics: Option<SocketAddr>,
     stopper: Handle,
     handle: Option<JoinHandle<io::Result<()>>>,
 }
@@ -154,6 +183,7 @@ impl TestProxy {
         let proxy =
             Proxy::bind(config.prepare().expect("a valid configuration")).expect("the proxy binds");
         let addr = proxy.local_addr();
+        let metrics = proxy.metrics_addr();
         let stopper = proxy.handle();
         let handle = thread::Builder::new()
             .name("proxy".into())
@@ -161,6 +191,7 @@ impl TestProxy {
             .expect("spawn the proxy thread");
         TestProxy {
             addr,
+            metrics,
             stopper,
             handle: Some(handle),
         }
