@@ -4,12 +4,20 @@
 //!
 //! Every blocking call made through these helpers has a deadline, so a broken proxy fails a
 //! test instead of hanging it. Only 127.0.0.1 and ::1 are ever used.
+//!
+//! Submodules: [`peers`] (real HAProxy, nginx and curl, skipped when not installed),
+//! [`headers`] (PROXY protocol headers built by hand) and [`logs`] (reading the access log
+//! and `/metrics`).
 
 #![allow(dead_code)]
 
+pub mod headers;
+pub mod logs;
+pub mod peers;
+
 use ringproxy::config::{Config, UpstreamSpec, raise_fd_limit};
 use ringproxy::proxy::{Handle, Proxy};
-use ringproxy::settings::{Global, RouteSettings};
+use ringproxy::settings::{Global, LogFormat, RouteSettings, ServerOptions};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -125,6 +133,25 @@ impl Settings {
     /// Any other per-route setting.
     pub fn route(mut self, set: impl FnOnce(&mut RouteSettings)) -> Settings {
         set(&mut self.config.route().settings);
+        self
+    }
+
+    /// Options of the `index`th server (in the order given to [`Settings::to`]).
+    pub fn server(mut self, index: usize, set: impl FnOnce(&mut ServerOptions)) -> Settings {
+        set(&mut self.config.route().upstreams[index].options);
+        self
+    }
+
+    /// Writes the access log to `path` in `format`.
+    pub fn access_log(mut self, path: &std::path::Path, format: LogFormat) -> Settings {
+        self.config.global.access_log = Some(path.to_str().expect("a UTF-8 path").to_string());
+        self.config.global.access_log_format = format;
+        self
+    }
+
+    /// Serves `/metrics` on a free `127.0.0.1` port ([`TestProxy::metrics`]).
+    pub fn metrics(mut self) -> Settings {
+        self.config.global.metrics = Some(v4_any_port());
         self
     }
 
