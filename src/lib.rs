@@ -42,6 +42,7 @@ pub mod file;
 pub mod health;
 pub mod io;
 pub mod limits;
+pub mod log_queue;
 pub mod metrics;
 pub mod pair;
 pub mod proxy;

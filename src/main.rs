@@ -51,39 +51,40 @@ fn main() -> ExitCode {
         1 => "debug",
         _ => "trace",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
-    for warning in config.warnings() {
-        log::warn!("{warning}");
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    // Log lines go through a queue to a writer thread: a blocked stderr never stalls a loop.
+    if let Some(queue) = ringproxy::log_queue::start() {
+        logger.target(env_logger::Target::Pipe(Box::new(queue)));
     }
-    if let Err(e) = raise_fd_limit() {
-        log::warn!("cannot raise the descriptor limit: {e}");
-    }
-    let signals = match workers::signals() {
-        Ok(signals) => signals,
-        Err(e) => {
-            eprintln!("ringproxy: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let config = match config.resolve() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("ringproxy: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let proxies = match workers::bind(&config) {
-        Ok(proxies) => proxies,
-        Err(e) => {
-            eprintln!("ringproxy: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match workers::run(proxies, signals, path) {
+    logger.init();
+    let outcome = serve(config, path);
+    // The queued log lines first, so that an error is the last line printed.
+    ringproxy::log_queue::drain(std::time::Duration::from_secs(2));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ringproxy: {e}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Runs the proxy once logging is set up: resolves, binds, runs the workers. Every error
+/// here means the proxy could not start or its loop failed (exit status 1).
+fn serve(
+    config: ringproxy::config::ValidConfig,
+    path: Option<std::path::PathBuf>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for warning in config.warnings() {
+        log::warn!("{warning}");
+    }
+    if let Err(e) = raise_fd_limit() {
+        log::warn!("cannot raise the descriptor limit: {e}");
+    }
+    let signals = workers::signals()?;
+    let config = config.resolve()?;
+    let proxies = workers::bind(&config)?;
+    workers::run(proxies, signals, path)?;
+    Ok(())
 }

@@ -37,6 +37,8 @@
 //! | `ringproxy_io_would_block_total` | counter | `op` (`read`, `write`) |
 //! | `ringproxy_io_partial_writes_total` | counter | |
 //! | `ringproxy_ring_bytes` | gauge | `state` (`in_use`, `free`) |
+//! | `ringproxy_access_log_dropped_total` | counter | |
+//! | `ringproxy_log_dropped_total` | counter | |
 //! | `ringproxy_budget_bytes` | gauge | `state` (`in_use`, `limit`) |
 //! | `ringproxy_budget_waits_total` | counter | |
 //! | `ringproxy_budget_wait_seconds_total` | counter | |
@@ -401,6 +403,25 @@ fn ring_families(out: &mut Out, snapshots: &[Snapshot]) {
     for s in snapshots {
         out.sample(name, s.worker, &[("state", "in_use")], s.rings.bytes_in_use);
         out.sample(name, s.worker, &[("state", "free")], s.rings.bytes_free);
+    }
+
+    let name = "ringproxy_access_log_dropped_total";
+    out.header(
+        name,
+        "Access-log lines dropped because the log's file or reader did not keep up.",
+        "counter",
+    );
+    for s in snapshots {
+        out.sample(name, s.worker, &[], s.io.access_log_dropped);
+    }
+    let name = "ringproxy_log_dropped_total";
+    out.header(
+        name,
+        "Process-log lines dropped because stderr did not keep up.",
+        "counter",
+    );
+    for s in snapshots {
+        out.sample(name, s.worker, &[], s.io.log_dropped);
     }
 
     let name = "ringproxy_budget_bytes";
@@ -1194,7 +1215,7 @@ mod tests {
                 families.push((name.to_owned(), kind.to_owned()));
             }
         }
-        assert_eq!(families.len(), 24);
+        assert_eq!(families.len(), 26);
         for (i, (name, kind)) in families.iter().enumerate() {
             assert!(
                 families[..i].iter().all(|(n, _)| n != name),
@@ -1263,7 +1284,7 @@ mod tests {
     fn empty_input_renders_only_headers() {
         let text = render(&[]);
         assert!(text.lines().all(|l| l.starts_with("# ")));
-        assert_eq!(text.matches("# TYPE ").count(), 24);
+        assert_eq!(text.matches("# TYPE ").count(), 26);
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub struct IoStats {
     pub budget_waits: u64,
     /// Time directions waited for ring storage, summed.
     pub budget_waited: std::time::Duration,
+    /// Access-log lines dropped because the log's writer could not keep up.
+    pub access_log_dropped: u64,
+    /// Process-log lines dropped because stderr did not keep up (process-wide; reported by
+    /// worker 0).
+    pub log_dropped: u64,
 }
 
 /// Counters of one upstream server.

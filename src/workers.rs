@@ -157,3 +157,12 @@ impl std::fmt::Display for RunError {
         }
     }
 }
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Start(e) => Some(e),
+            RunError::Loop(e) => Some(e),
+        }
+    }
+}

@@ -8,7 +8,7 @@ use super::{Proxy, RunState, Timer};
 use crate::error::{CloseReason, StartError};
 use crate::resolve::ResolvedConfig;
 use crate::token;
-use log::{error, info, warn};
+use log::{error, info};
 use mio::{Registry, Waker};
 use std::io;
 use std::net::SocketAddr;
@@ -119,10 +119,8 @@ impl Proxy {
                     let _ = reply.send(self.local_addrs());
                 }
                 Command::ReopenLog => {
-                    if let Some(log) = self.access_log.as_mut()
-                        && let Err(e) = log.reopen()
-                    {
-                        warn!("cannot reopen the access log: {e}");
+                    if let Some(log) = self.access_log.as_mut() {
+                        log.reopen();
                     }
                 }
             }

@@ -219,8 +219,10 @@ impl Proxy {
         let now = Instant::now();
         let open = self.pairs.len();
         self.close_all(CloseReason::Shutdown, now);
-        if let Some(log) = self.access_log.as_mut() {
-            let _ = log.flush();
+        if let Some(log) = self.access_log.as_mut()
+            && !log.finish(Duration::from_secs(2))
+        {
+            warn!("the access log could not be written out within 2 s of stopping");
         }
         info!("stopped; closed {open} open connection(s)");
         Ok(())
@@ -328,8 +330,9 @@ impl Proxy {
             &self.shared,
             self.worker,
         );
+        let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
         metrics.event(key, || {
-            let mut all = vec![snapshot::snapshot(worker, routes, pairs, io, now)];
+            let mut all = vec![snapshot::snapshot(worker, routes, pairs, io, dropped, now)];
             if let Ok(shared) = shared.lock() {
                 let others = shared.iter().enumerate().filter(|(w, _)| *w != worker);
                 all.extend(others.filter_map(|(_, s)| s.clone()));
@@ -341,14 +344,13 @@ impl Proxy {
     /// Flushes the access log and, with several workers, publishes this worker's metrics.
     fn housekeeping(&mut self, now: Instant) {
         self.refusals.tick(now);
-        if let Some(log) = self.access_log.as_mut()
-            && let Err(e) = log.flush()
-        {
-            warn!("cannot write the access log: {e}");
+        if let Some(log) = self.access_log.as_mut() {
+            log.flush();
         }
         if self.workers() > 1 {
-            let snapshot =
-                snapshot::snapshot(self.worker, &self.routes, &self.pairs, &self.io, now);
+            let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
+            let (routes, pairs, io) = (&self.routes, &self.pairs, &self.io);
+            let snapshot = snapshot::snapshot(self.worker, routes, pairs, io, dropped, now);
             if let Ok(mut shared) = self.shared.lock()
                 && let Some(slot) = shared.get_mut(self.worker)
             {

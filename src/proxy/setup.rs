@@ -134,10 +134,12 @@ impl Proxy {
         let metrics_changed = self.metrics.as_ref().map(|m| m.addr) != global.metrics;
         if self.worker == 0 && metrics_changed {
             self.metrics = match global.metrics {
-                Some(addr) => Some(
-                    MetricsServer::bind(addr, self.poll.registry())
-                        .map_err(|source| StartError::Bind { addr, source })?,
-                ),
+                Some(addr) => {
+                    let server = MetricsServer::bind(addr, self.poll.registry())
+                        .map_err(|source| StartError::Bind { addr, source })?;
+                    info!("metrics on http://{}/metrics", server.addr);
+                    Some(server)
+                }
                 None => None,
             };
         }

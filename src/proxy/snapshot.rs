@@ -16,6 +16,7 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
     routes: &Routes,
     pairs: &Slab<Pair<S, B>>,
     io: &IoStats,
+    access_log_dropped: u64,
     now: Instant,
 ) -> Snapshot {
     // Counters include what open pairs have delivered so far, so long-lived connections show
@@ -88,7 +89,15 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
     Snapshot {
         worker,
         routes: routes_out,
-        io: io.clone(),
+        io: IoStats {
+            access_log_dropped,
+            log_dropped: if worker == 0 {
+                crate::log_queue::dropped()
+            } else {
+                0
+            },
+            ..io.clone()
+        },
         rings,
     }
 }
