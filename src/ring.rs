@@ -211,6 +211,11 @@ impl BufferPool {
         true
     }
 
+    /// The budget it allocates within.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
     /// True when [`BufferPool::fill`] would give a ring storage now.
     pub fn can_fill(&self) -> bool {
         !self.free.is_empty() || self.budget.has_room(self.size)

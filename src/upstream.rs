@@ -33,6 +33,8 @@ pub struct Upstream {
     pub checks: Active,
     /// Where its active check is: at most one check timer or probe at a time.
     pub check: CheckState,
+    /// The tag of its pending check timer (unique in its loop).
+    pub check_tag: u32,
     /// Its counters.
     pub stats: ServerStats,
 }
@@ -60,6 +62,7 @@ impl Upstream {
             passive: Passive::default(),
             checks: Active::default(),
             check: CheckState::Idle,
+            check_tag: 0,
             stats: ServerStats::default(),
         }
     }
@@ -75,6 +78,12 @@ impl Upstream {
     pub fn configure(&mut self, server: &ResolvedServer) {
         self.options = server.options.clone();
         self.removed = false;
+    }
+
+    /// True when the server was removed and nothing refers to it any more (no pair, no
+    /// check): its slot may hold another server.
+    pub fn is_free(&self) -> bool {
+        self.removed && self.active == 0 && self.check == CheckState::Idle
     }
 
     /// May take one more client: not `down` or removed, not at `max_conns`, not failed by

@@ -114,7 +114,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
 
     /// The upstream connected: streaming from now, with the PROXY header to send first if
     /// the attempt asked for one; otherwise the attempt records go.
-    pub(super) fn connected(&mut self, now: std::time::Instant) {
+    pub(super) fn connected(&mut self, now: std::time::Instant, out: &mut Actions<S>) {
         self.phase = Phase::Streaming;
         let us = now.saturating_duration_since(self.started).as_micros();
         self.connect_us = Some(us.min(u128::from(u32::MAX)) as u32);
@@ -129,10 +129,10 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         };
         match self.attempts.as_mut() {
             Some(attempts) if !prefix.is_empty() => {
-                attempts.tried = Vec::new();
+                attempts.tried = Default::default();
                 attempts.prefix = prefix;
             }
-            _ => self.attempts = None,
+            _ => self.retire_attempts(out),
         }
     }
 
@@ -173,7 +173,8 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
                 },
             }
         }
-        self.attempts = None;
+        // The box goes back to the loop's spares after this pump (see `Pair::pump`).
+        attempts.done = true;
         Ok((moved, false))
     }
 }

@@ -17,6 +17,7 @@
 //! twice for one client; every attempt that ends unsuccessfully is handed back exactly once
 //! (`Abandon`); `Close` is the last action a pair ever pushes.
 
+mod attempts;
 mod flow;
 mod identity;
 mod rates;
@@ -25,7 +26,10 @@ mod tests;
 #[cfg(test)]
 mod tests_identity;
 
+pub use attempts::{RECENT_TRIES, Spare, Spares};
 pub use flow::{Direction, End, Flow, Readiness, Side, Stream};
+
+use attempts::Attempts;
 
 use crate::buffer::Buffer;
 use crate::connect::ConnectCheck;
@@ -126,6 +130,8 @@ pub enum Action<S> {
     Wake(Instant, PairTimer),
     /// Pump again next turn without waiting for an event (fairness).
     Yield,
+    /// Attempt records the pair is done with: give them to the loop's [`Spares`].
+    Spare(Spare),
     /// A direction waits for buffer storage (the budget is used up): pump this pair again,
     /// in turn with the others waiting, once storage returns.
     Starved,
@@ -153,6 +159,8 @@ pub enum Preread {
 /// How a client may start and try servers (from its route when it arrived).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectPolicy {
+    /// Close when no byte moved either way this long (a reload does not change it).
+    pub idle_timeout: Duration,
     /// What happens before an upstream is chosen.
     pub preread: Preread,
     /// Time allowed for one attempt.
@@ -167,21 +175,6 @@ pub struct ConnectPolicy {
     pub upload_rate: Option<usize>,
     /// Upstream → client bytes per second.
     pub download_rate: Option<usize>,
-}
-
-/// What only a pair without an established upstream needs (freed once streaming and its
-/// PROXY header is sent, so an idle established pair does not carry it).
-#[derive(Debug)]
-struct Attempts {
-    policy: ConnectPolicy,
-    /// Servers tried, in order; the last is in flight while there is an upstream socket.
-    tried: Vec<UpstreamId>,
-    /// Still waiting for the client's PROXY header.
-    awaiting_header: bool,
-    /// The PROXY header the attempt in flight sends once connected.
-    send_proxy: Version,
-    /// Header bytes not yet written to the connected upstream (before any client byte).
-    prefix: Vec<u8>,
 }
 
 /// What only some pairs need, kept out of the pair itself so that the others stay small.
@@ -228,16 +221,18 @@ pub struct Pair<S, B = Ring> {
 
 impl<S: Stream, B: Buffer + Default> Pair<S, B> {
     /// A pair for a client accepted at `now` on route `route`; call [`Pair::start`] next.
-    /// `id` is unique over the loop's life (it tells a reused slab key from this pair).
+    /// `id` is unique over the loop's life (it tells a reused slab key from this pair); its
+    /// attempt records come from `spares`.
     pub fn new(
         id: u64,
         route: usize,
         client: S,
         client_addr: SocketAddr,
-        idle_timeout: Duration,
         policy: ConnectPolicy,
+        spares: &mut Spares,
         now: Instant,
     ) -> Self {
+        let idle_timeout = policy.idle_timeout;
         Pair {
             id,
             route: route as u32,
@@ -250,13 +245,7 @@ impl<S: Stream, B: Buffer + Default> Pair<S, B> {
             client: End::new(client),
             upstream: None,
             server: None,
-            attempts: Some(Box::new(Attempts {
-                policy,
-                tried: Vec::new(),
-                awaiting_header: matches!(policy.preread, Preread::ProxyHeader { .. }),
-                send_proxy: Version::Off,
-                prefix: Vec::new(),
-            })),
+            attempts: Some(spares.take(policy)),
             extra: rates::Rates::new(&policy, now).map(|rates| {
                 Box::new(Extra {
                     identity: None,
@@ -317,7 +306,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
 
     /// Servers tried so far (empty once streaming: no longer needed).
     pub fn tried(&self) -> &[UpstreamId] {
-        self.attempts.as_ref().map_or(&[], |a| &a.tried)
+        self.attempts.as_ref().map_or(&[], |a| a.tried.recent())
     }
 
     /// Client → upstream.
@@ -408,10 +397,10 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
                 ConnectCheck::Failed(e) => return self.abandon(Failure::Failed(e), now, out),
                 ConnectCheck::Connected => {
                     end.writable = true;
-                    self.connected(now);
                     if let Some(server) = self.server() {
                         out.push_back(Action::Connected(server));
                     }
+                    self.connected(now, out);
                 }
             }
         } else if readiness.error
@@ -459,6 +448,9 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         }
         self.to_upstream.settle(now, pool);
         self.to_client.settle(now, pool);
+        if self.attempts.as_ref().is_some_and(|a| a.done) {
+            self.retire_attempts(out);
+        }
         if outcome.is_ok() {
             self.rate_wait(now, out);
             let starved = self.to_upstream.is_starved() || self.to_client.is_starved();
@@ -529,7 +521,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         };
         attempts.send_proxy = send_proxy;
         attempts.tried.push(server);
-        let attempt = attempts.tried.len() as u32;
+        let attempt = attempts.tried.total();
         self.upstream = Some(End::new(stream));
         self.server = Some(server as u32);
         self.phase = Phase::Connecting { attempt };
@@ -544,6 +536,18 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             attempts.tried.push(server);
         }
         self.next_attempt(now, out);
+    }
+
+    /// Hands the attempt records back to the loop (they are not needed any more).
+    fn retire_attempts(&mut self, out: &mut Actions<S>) {
+        if let Some(attempts) = self.attempts.take() {
+            out.push_back(Action::Spare(Spare(attempts)));
+        }
+    }
+
+    /// The attempt records, for the loop's spares, when the pair closes.
+    pub fn take_spare(&mut self) -> Option<Spare> {
+        self.attempts.take().map(Spare)
     }
 
     /// Storage may be had again: the loop pumps it next (its turn among the starved came).
@@ -616,12 +620,12 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             return;
         };
         let waited = now.saturating_duration_since(self.started);
-        let out_of_time = !attempts.tried.is_empty()
+        let out_of_time = attempts.tried.total() > 0
             && attempts
                 .policy
                 .tries_timeout
                 .is_some_and(|limit| waited >= limit);
-        if attempts.tried.len() >= attempts.policy.tries || out_of_time {
+        if attempts.tried.total() as usize >= attempts.policy.tries || out_of_time {
             out.push_back(Action::Close(CloseReason::ConnectFailed));
         } else {
             out.push_back(Action::Connect);

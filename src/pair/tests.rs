@@ -112,6 +112,7 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) fn policy(tries: usize) -> ConnectPolicy {
     ConnectPolicy {
+        idle_timeout: Duration::from_secs(600),
         preread: Preread::Nothing,
         connect_timeout: CONNECT_TIMEOUT,
         tries,
@@ -156,9 +157,13 @@ impl Harness {
         self.now += d;
     }
 
-    /// Takes the actions pushed so far.
+    /// Takes the actions pushed so far (attempt records handed back are the loop's
+    /// bookkeeping: left out).
     pub(super) fn actions(&mut self) -> Vec<Action<Fake>> {
-        self.out.drain(..).collect()
+        self.out
+            .drain(..)
+            .filter(|a| !matches!(a, Action::Spare(_)))
+            .collect()
     }
 
     pub(super) fn ready(
@@ -192,7 +197,11 @@ impl Harness {
     pub(super) fn accept(&mut self, client: Fake, tries: usize) -> Pair<Fake> {
         let addr = ([127, 0, 0, 1], 5000).into();
         let idle = Duration::from_secs(60);
-        let mut pair = Pair::new(1, 0, client, addr, idle, policy(tries), self.now);
+        let policy = ConnectPolicy {
+            idle_timeout: idle,
+            ..policy(tries)
+        };
+        let mut pair = Pair::new(1, 0, client, addr, policy, &mut Spares::default(), self.now);
         pair.start(self.now, &mut self.out);
         let started = self.actions();
         assert!(matches!(
@@ -544,8 +553,11 @@ fn tries_timeout_stops_new_attempts() {
         0,
         fake(b"", 0),
         addr,
-        Duration::from_secs(60),
-        policy,
+        ConnectPolicy {
+            idle_timeout: Duration::from_secs(60),
+            ..policy
+        },
+        &mut Spares::default(),
         h.now,
     );
     pair.start(h.now, &mut h.out);

@@ -24,8 +24,11 @@ fn accept_proxied(h: &mut Harness, client: Fake) -> Pair<Fake> {
         0,
         client,
         addr,
-        Duration::from_secs(60),
-        proxy_policy(),
+        ConnectPolicy {
+            idle_timeout: Duration::from_secs(60),
+            ..proxy_policy()
+        },
+        &mut Spares::default(),
         h.now,
     );
     pair.start(h.now, &mut h.out);
@@ -145,8 +148,11 @@ fn a_refused_client_is_closed_before_anything_else() {
         0,
         fake(b"x", 0),
         addr,
-        Duration::from_secs(1),
-        refuse,
+        ConnectPolicy {
+            idle_timeout: Duration::from_secs(1),
+            ..refuse
+        },
+        &mut Spares::default(),
         h.now,
     );
     pair.start(h.now, &mut h.out);
@@ -226,8 +232,11 @@ fn max_lifetime_passes_fin_both_ways_once_the_buffers_drain() {
         0,
         fake(b"", 100),
         addr,
-        Duration::from_secs(60),
-        lifetime,
+        ConnectPolicy {
+            idle_timeout: Duration::from_secs(60),
+            ..lifetime
+        },
+        &mut Spares::default(),
         h.now,
     );
     pair.start(h.now, &mut h.out);
@@ -275,8 +284,11 @@ fn an_upload_rate_holds_a_direction_to_its_rate_after_a_one_second_burst() {
         0,
         fake(&[5; 200_000], 0),
         addr,
-        Duration::from_secs(600),
-        limited,
+        ConnectPolicy {
+            idle_timeout: Duration::from_secs(600),
+            ..limited
+        },
+        &mut Spares::default(),
         h.now,
     );
     pair.start(h.now, &mut h.out);
@@ -394,4 +406,60 @@ fn a_direction_without_storage_waits_once_and_is_fed() {
     pair.fed();
     h.pump(&mut pair);
     assert_eq!(up(&mut pair).written, b"wants room");
+}
+
+#[test]
+fn attempt_records_go_back_to_the_spares_once_streaming() {
+    let mut h = Harness::new();
+    let mut spares = Spares::default();
+    let addr = ([10, 0, 0, 1], 1).into();
+    let mut pair: Pair<Fake> = Pair::new(1, 0, fake(b"", 0), addr, policy(1), &mut spares, h.now);
+    pair.start(h.now, &mut h.out);
+    let upstream = Fake {
+        connect: Some(None),
+        ..Fake::default()
+    };
+    pair.connecting(0, upstream, Version::Off, h.now, &mut h.out);
+    h.out.clear();
+    pair.on_ready(
+        Side::Upstream,
+        READY,
+        h.now,
+        &mut h.pool,
+        &mut h.io,
+        &mut h.out,
+    );
+    let spare = h.out.drain(..).find_map(|a| match a {
+        Action::Spare(spare) => Some(spare),
+        _ => None,
+    });
+    spares.give(spare.expect("the records are handed back once connected"));
+    assert_eq!(spares.free.len(), 1);
+    let again: Pair<Fake> = Pair::new(2, 0, fake(b"", 0), addr, policy(1), &mut spares, h.now);
+    assert!(
+        spares.free.is_empty(),
+        "a new pair takes the box back: no allocation"
+    );
+    assert!(again.tried().is_empty(), "reset for the new pair");
+}
+
+#[test]
+fn a_client_remembers_its_last_tries_without_allocating() {
+    let mut h = Harness::new();
+    let mut pair = h.accept(fake(b"", 0), 20);
+    for server in 0..12 {
+        pair.failed_at_once(server, h.now, &mut h.out);
+    }
+    assert_eq!(
+        pair.tried(),
+        &[4, 5, 6, 7, 8, 9, 10, 11],
+        "the last RECENT_TRIES"
+    );
+    for server in 12..20 {
+        pair.failed_at_once(server, h.now, &mut h.out);
+    }
+    assert!(
+        closes(&h.actions(), CloseReason::ConnectFailed),
+        "all 20 tries counted"
+    );
 }

@@ -21,19 +21,38 @@ pub(super) struct Health {
     probes: Probes,
 }
 
+/// Arms `server`'s next check at `at`, tagged with a fresh number so that a timer left
+/// from before its slot held another server (or from a retired route) is ignored.
+fn arm(
+    routes: &mut Routes,
+    (route, server): (usize, UpstreamId),
+    at: Instant,
+    timers: &mut Timers<Timer>,
+) {
+    if routes[route].pool.servers.get(server).is_none() {
+        return;
+    }
+    let tag = routes.next_check_tag();
+    let s = &mut routes[route].pool.servers[server];
+    s.check = CheckState::Scheduled;
+    s.check_tag = tag;
+    timers.schedule(at, Timer::check(route, server, tag));
+}
+
 impl Health {
     /// Schedules a check now for every server of `route` that should be checked and has no
     /// check pending.
     pub fn schedule(routes: &mut Routes, route: usize, timers: &mut Timers<Timer>, now: Instant) {
-        let state = &mut routes[route];
+        let state = &routes[route];
         if state.settings.health_interval.is_none() || state.retired {
             return;
         }
-        for (server, s) in state.pool.servers.iter_mut().enumerate() {
-            if !s.options.down && !s.removed && s.check == CheckState::Idle {
-                s.check = CheckState::Scheduled;
-                timers.schedule(now, Timer::check(route, server));
-            }
+        let due: Vec<UpstreamId> = (state.pool.servers.iter().enumerate())
+            .filter(|(_, s)| !s.options.down && !s.removed && s.check == CheckState::Idle)
+            .map(|(server, _)| server)
+            .collect();
+        for server in due {
+            arm(routes, (route, server), now, timers);
         }
     }
 
@@ -41,14 +60,24 @@ impl Health {
     pub fn start(
         &mut self,
         routes: &mut Routes,
-        (route, server): (usize, UpstreamId),
+        (route, server, tag): (usize, UpstreamId, u32),
         registry: &Registry,
         timers: &mut Timers<Timer>,
         now: Instant,
     ) {
         let state = &mut routes[route];
+        let Some(s) = state
+            .pool
+            .servers
+            .get(server)
+            .filter(|s| s.check_tag == tag)
+        else {
+            return;
+        };
+        let hello = crate::proxy_protocol::write_local(
+            s.options.send_proxy.unwrap_or(state.settings.send_proxy),
+        );
         let timeout = state.health_timeout();
-        let hello = crate::proxy_protocol::write_local(state.send_proxy(server));
         let checking = state.settings.health_interval.is_some() && !state.retired;
         let s = &mut state.pool.servers[server];
         if !checking || s.removed || s.options.down || s.check != CheckState::Scheduled {
@@ -115,7 +144,9 @@ impl Health {
         let state = &mut routes[route];
         let policy = state.active_policy();
         let interval = state.settings.health_interval.filter(|_| !state.retired);
-        let s = &mut state.pool.servers[server];
+        let Some(s) = state.pool.servers.get_mut(server) else {
+            return;
+        };
         match s.checks.record(up, policy) {
             Some(true) => info!(
                 "upstream {} is up: {} consecutive checks succeeded",
@@ -132,8 +163,7 @@ impl Health {
             && !s.removed
             && !s.options.down
         {
-            s.check = CheckState::Scheduled;
-            timers.schedule(now + interval, Timer::check(route, server));
+            arm(routes, (route, server), now + interval, timers);
         }
     }
 }

@@ -26,7 +26,7 @@ pub use control::{Command, Handle};
 
 use crate::access_log::AccessLog;
 use crate::error::CloseReason;
-use crate::pair::{Actions, Pair, PairTimer};
+use crate::pair::{Actions, Pair, PairTimer, Spares};
 use crate::settings::Global;
 use crate::stats::{IoStats, Snapshot};
 use crate::timers::Timers;
@@ -65,8 +65,8 @@ enum Timer {
     Pair { key: u32, timer: PairTimer, id: u64 },
     /// Accepting may resume after an accept error.
     AcceptResume,
-    /// Time to check `server` of `route`.
-    Check { route: u32, server: u32 },
+    /// Time to check `server` of `route`, if it still carries the check's `tag`.
+    Check { route: u32, server: u32, tag: u32 },
     /// Health-check probe `seq` at `probe` must have finished.
     CheckTimeout { probe: u32, seq: u64 },
     /// Passive health's unavailability period of `server` in `route` may be over.
@@ -86,10 +86,10 @@ impl Timer {
         Timer::Pair { key, timer, id }
     }
 
-    /// The next check of `server` of `route`.
-    fn check(route: usize, server: usize) -> Timer {
+    /// The next check of `server` of `route`, tagged `tag`.
+    fn check(route: usize, server: usize, tag: u32) -> Timer {
         let (route, server) = (route as u32, server as u32);
-        Timer::Check { route, server }
+        Timer::Check { route, server, tag }
     }
 
     /// The end of passive health's unavailability of `server` of `route`.
@@ -135,8 +135,10 @@ pub struct Proxy {
     listeners: Listeners,
     health: Health,
     pairs: Slab<Pair<TcpStream>>,
-    /// What the pair being handled asked for; drained by [`Proxy::act`].
+    /// What the pair being handled asked for; drained by `Proxy::act`.
     actions: Actions<TcpStream>,
+    /// Attempt records kept for new pairs.
+    spares: Spares,
     timers: Timers<Timer>,
     io: IoStats,
     gate: AcceptGate,
@@ -255,9 +257,9 @@ impl Proxy {
                     }
                 }
                 Timer::AcceptResume => self.gate.paused = false,
-                Timer::Check { route, server } => {
+                Timer::Check { route, server, tag } => {
                     let registry = self.poll.registry();
-                    let at = (route as usize, server as usize);
+                    let at = (route as usize, server as usize, tag);
                     self.health
                         .start(&mut self.routes, at, registry, &mut self.timers, now);
                 }

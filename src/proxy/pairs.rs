@@ -67,6 +67,7 @@ impl Proxy {
                         self.starved.push_back((key, pair.id(), now));
                     }
                 }
+                Action::Spare(spare) => self.spares.give(spare),
                 Action::Yield => {
                     if let Some(pair) = self.pairs.get(key) {
                         self.ready.push((key, pair.id()));
@@ -184,8 +185,9 @@ impl Proxy {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let (idle, policy) = (state.settings.idle_timeout, state.connect_policy(addr.ip()));
-        let pair = entry.insert(Pair::new(id, route, stream, addr, idle, policy, now));
+        let policy = state.connect_policy(addr.ip());
+        let spares = &mut self.spares;
+        let pair = entry.insert(Pair::new(id, route, stream, addr, policy, spares, now));
         if let Some(counted) = admitted {
             pair.admit(counted);
         }
@@ -229,9 +231,13 @@ impl Proxy {
         let Some(mut pair) = self.pairs.try_remove(key) else {
             return;
         };
+        if let Some(spare) = pair.take_spare() {
+            self.spares.give(spare);
+        }
         let route = &mut self.routes[pair.route()];
         pair.release_buffers(&mut route.buffers);
         route.active -= 1;
+        let retire = route.retired && route.active == 0;
         route.stats.closed[reason.index()] += 1;
         if pair.admission() == Admission::Counted {
             route.release_client(pair.client_addr().ip());
@@ -285,6 +291,9 @@ impl Proxy {
                 stalled_to_upstream: up.stalled_until(now),
                 stalled_to_client: down.stalled_until(now),
             });
+        }
+        if retire {
+            route.release_if_idle();
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::ring::{Budget, BufferPool};
 use crate::settings::RouteSettings;
 use crate::settings::kinds::Named;
 use crate::stats::RouteStats;
-use crate::upstream::{Pool, Upstream, UpstreamId};
+use crate::upstream::{CheckState, Pool, Upstream, UpstreamId};
 use log::{info, warn};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::{Index, IndexMut};
@@ -88,9 +88,15 @@ impl RouteState {
             server.removed = true;
         }
         for new in fresh {
-            match self.pool.servers.iter_mut().find(|s| s.addr == new.addr) {
-                Some(old) => old.configure(new),
-                None => self.pool.servers.push(Upstream::configured(new)),
+            let servers = &mut self.pool.servers;
+            if let Some(old) = servers.iter_mut().find(|s| s.addr == new.addr) {
+                old.configure(new);
+            } else if let Some(free) = servers.iter_mut().find(|s| s.is_free()) {
+                // A removed server nothing refers to any more: its slot takes the new one,
+                // so churning reloads do not grow the pool.
+                *free = Upstream::configured(new);
+            } else {
+                servers.push(Upstream::configured(new));
             }
         }
         self.balancer = Balancer::new(route.settings.balance, &self.pool, seed);
@@ -102,6 +108,33 @@ impl RouteState {
         self.listen = route.listen.clone();
         self.retired = false;
         changed
+    }
+
+    /// True when the route is retired and nothing refers to its slot any more: no open
+    /// pair, no probe in flight. Such a slot holds no state and a new route may take it.
+    fn is_free(&self) -> bool {
+        self.retired
+            && self.active == 0
+            && self
+                .pool
+                .servers
+                .iter()
+                .all(|s| s.check != CheckState::Probing)
+    }
+
+    /// Drops the state of a retired route once nothing refers to it: servers, balancer,
+    /// pooled buffers, the client table. Memory after churning reloads returns to the level
+    /// of the configuration in force.
+    pub fn release_if_idle(&mut self) {
+        if !self.is_free() || self.pool.servers.is_empty() {
+            return;
+        }
+        self.pool.servers = Vec::new();
+        self.balancer = Balancer::new(self.settings.balance, &self.pool, 0);
+        let budget = Arc::clone(self.buffers.budget());
+        self.buffers = BufferPool::new(self.settings.buffer_size, MAX_FREE_BUFFERS, budget);
+        self.clients = ClientTable::new(CLIENT_TABLE);
+        self.listen = Vec::new();
     }
 
     /// The servers in the configuration now, as resolved.
@@ -168,6 +201,7 @@ impl RouteState {
             }
         };
         ConnectPolicy {
+            idle_timeout: s.idle_timeout,
             preread,
             connect_timeout: self.settings.connect_timeout,
             tries: self.settings.tries.unwrap_or(self.pool.len()),
@@ -297,7 +331,10 @@ impl RouteState {
 
     /// Logs that passive health's unavailability of `id` ended, if it did.
     pub fn recovered(&self, id: UpstreamId, now: Instant) {
-        if self.pool.servers[id].passive.is_available(now) && !self.retired {
+        let Some(server) = self.pool.servers.get(id) else {
+            return;
+        };
+        if server.passive.is_available(now) && !self.retired {
             info!(
                 "upstream {} available again: fail-timeout elapsed",
                 self.pool.addr(id)
@@ -355,6 +392,8 @@ pub(super) struct Routes {
     seed: u64,
     /// The ring storage all routes of the loop may hold.
     pub budget: Arc<Budget>,
+    /// The last health-check tag given out.
+    check_tags: u32,
 }
 
 /// What a reload did to the routes.
@@ -376,7 +415,14 @@ impl Routes {
             routes,
             seed,
             budget,
+            check_tags: 0,
         }
+    }
+
+    /// A fresh tag for a health-check timer (never 0, the tag of a server without one).
+    pub fn next_check_tag(&mut self) -> u32 {
+        self.check_tags = self.check_tags.wrapping_add(1).max(1);
+        self.check_tags
     }
 
     /// Applies `config`: routes are matched by name; new ones are appended, missing ones
@@ -400,9 +446,20 @@ impl Routes {
                 }
                 None => {
                     applied.added += 1;
-                    applied.plan.push(self.routes.len());
                     let route = RouteState::new(config, i, self.seed, &self.budget);
-                    self.routes.push(route);
+                    let plan = &applied.plan;
+                    let free = (0..self.routes.len())
+                        .find(|&r| self.routes[r].is_free() && !plan.contains(&r));
+                    match free {
+                        Some(slot) => {
+                            self.routes[slot] = route;
+                            applied.plan.push(slot);
+                        }
+                        None => {
+                            applied.plan.push(self.routes.len());
+                            self.routes.push(route);
+                        }
+                    }
                 }
             }
         }
@@ -411,6 +468,7 @@ impl Routes {
                 route.retired = true;
                 applied.removed += 1;
             }
+            route.release_if_idle();
         }
         applied
     }
@@ -451,5 +509,69 @@ impl Index<usize> for Routes {
 impl IndexMut<usize> for Routes {
     fn index_mut(&mut self, i: usize) -> &mut RouteState {
         &mut self.routes[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, UpstreamSpec};
+
+    fn config(route: &str, first_port: u16) -> ResolvedConfig {
+        let servers = (0..5)
+            .map(|i| UpstreamSpec::new(format!("127.0.0.1:{}", first_port + i)))
+            .collect();
+        let mut config = Config::new("127.0.0.1:0".parse().unwrap(), servers);
+        config.route().name = route.into();
+        config.prepare().expect("a valid configuration")
+    }
+
+    #[test]
+    fn churning_reloads_reuse_the_slots_of_servers_and_routes_nothing_refers_to() {
+        let mut routes = Routes::new(&config("a", 1000), 1, Budget::new(usize::MAX));
+        for i in 1..3000u16 {
+            let applied = routes.apply(&config("a", 1000 + 5 * (i % 600)));
+            assert_eq!(applied.plan, vec![0]);
+        }
+        assert_eq!(
+            routes[0].pool.servers.len(),
+            5,
+            "removed servers' slots were reused"
+        );
+        for i in 0..3000u16 {
+            routes.apply(&config(&format!("r{i}"), 2000));
+        }
+        assert!(
+            routes.len() <= 2,
+            "{} route slots after renaming 3000 times",
+            routes.len()
+        );
+        let retired = routes.iter().filter(|r| r.retired);
+        assert!(
+            retired.into_iter().all(|r| r.pool.servers.is_empty()),
+            "retired state freed"
+        );
+    }
+
+    #[test]
+    fn a_server_still_in_use_keeps_its_slot() {
+        let mut routes = Routes::new(&config("a", 1000), 1, Budget::new(usize::MAX));
+        routes[0].acquire(2);
+        let addr = routes[0].pool.addr(2);
+        routes.apply(&config("a", 3000));
+        assert_eq!(
+            routes[0].pool.addr(2),
+            addr,
+            "an open connection's server stays"
+        );
+        assert!(routes[0].pool.servers[2].removed);
+        assert_eq!(routes[0].pool.servers.len(), 6, "four reused, one appended");
+        routes[0].release(2);
+        routes.apply(&config("a", 4000));
+        assert_eq!(
+            routes[0].pool.servers.len(),
+            6,
+            "then its slot is reused too"
+        );
     }
 }

@@ -60,6 +60,7 @@ impl Proxy {
             health: Health::default(),
             pairs: Slab::new(),
             actions: VecDeque::new(),
+            spares: Default::default(),
             timers: Timers::default(),
             io: IoStats::default(),
             next_id: 0,
