@@ -106,6 +106,12 @@ impl Active {
         None
     }
 
+    /// Takes the state another worker's checks reached (the shared health board).
+    pub fn force(&mut self, up: bool) {
+        self.up = up;
+        self.streak = 0;
+    }
+
     /// True while checks say the server is up (always, without checks).
     pub fn is_up(&self) -> bool {
         self.up

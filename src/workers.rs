@@ -9,21 +9,21 @@
 
 use crate::error::StartError;
 use crate::file;
-use crate::proxy::{Handle, Proxy, SharedSnapshots};
+use crate::proxy::{Handle, Proxy, Shared};
 use crate::resolve::ResolvedConfig;
 use log::{error, info, warn};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 
 /// Binds every worker's listeners (the first worker fixes ports given as 0), so that any
 /// start error is reported before a loop runs.
 pub fn bind(config: &ResolvedConfig) -> Result<Vec<Proxy>, StartError> {
     let workers = config.config().global.workers.max(1);
-    let shared: SharedSnapshots = Arc::new(Mutex::new(vec![None; workers]));
+    let shared = Shared::new(workers);
     let first = Proxy::bind_worker(config.clone(), 0, Arc::clone(&shared))?;
     let rest = config.with_listen(&first.local_addrs());
     let mut proxies = vec![first];

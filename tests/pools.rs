@@ -224,6 +224,58 @@ fn active_checks_take_a_server_down_and_bring_it_back() {
 }
 
 #[test]
+fn with_two_workers_each_server_is_checked_once_per_interval_and_both_steer_by_it() {
+    let probed = Backend::echo();
+    let probed_addr = probed.addr.to_string();
+    let flaky = Refusing::new();
+    let flaky_addr = flaky.addr.to_string();
+    let proxy = BinProxy::start(&[
+        "-u",
+        &probed_addr,
+        "-u",
+        &flaky_addr,
+        "--workers",
+        "2",
+        "--health-interval",
+        "100ms",
+        "--health-fall",
+        "1",
+        "--max-fails",
+        "0",
+        "--tries",
+        "1",
+    ]);
+    let down = format!("upstream {flaky_addr} is down");
+    assert!(
+        proxy
+            .wait_for_line(|l| l.contains(&down), IO_TIMEOUT)
+            .is_some(),
+        "no down line; log: {:?}",
+        proxy.log()
+    );
+    // Checks from two workers would reach the server about 20 times a second.
+    let before = probed.accepted();
+    std::thread::sleep(Duration::from_millis(1000));
+    let probes = probed.accepted() - before;
+    assert!(
+        (5..=14).contains(&probes),
+        "{probes} probes in 1 s at a 100 ms interval"
+    );
+    // Both workers took the down state: with one try each, every client is served (the
+    // kernel spreads the connections between the two listeners).
+    for i in 0..40 {
+        let mut c = connect(proxy.addr);
+        round_trip(&mut c, b"x");
+        assert!(c.peer_addr().is_ok(), "client {i}");
+    }
+    assert_eq!(
+        proxy.log().iter().filter(|l| l.contains(&down)).count(),
+        1,
+        "one checker logs the change, once"
+    );
+}
+
+#[test]
 fn bad_pools_exit_2_with_one_line_naming_the_flag() {
     for args in [
         &["-u", "127.0.0.1:1,weight=0"][..],

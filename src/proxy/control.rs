@@ -192,8 +192,18 @@ impl Proxy {
         let (opened, closed) =
             self.listeners
                 .reconcile(&self.routes, &applied.plan, bound, registry);
-        for &route in &applied.plan {
-            Health::schedule(&mut self.routes, route, &mut self.timers, now);
+        if self.checks_here() {
+            for &route in &applied.plan {
+                Health::schedule(&mut self.routes, route, &mut self.timers, now);
+            }
+            let routes = &self.routes;
+            self.health.board().retain(|name, addr| {
+                routes.iter().any(|r| {
+                    !r.retired
+                        && r.name == name
+                        && r.pool.servers.iter().any(|s| s.addr == addr && !s.removed)
+                })
+            });
         }
         Ok(format!(
             "{} route(s): {} added, {} removed, {} changed; listeners: {opened} opened, {closed} \

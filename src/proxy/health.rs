@@ -7,18 +7,20 @@
 //! whose `health_interval` is unset. Every up/down change is logged at info.
 
 use super::Timer;
+use super::board::HealthBoard;
 use super::routes::Routes;
 use crate::checks::{Finished, Probes};
 use crate::timers::Timers;
 use crate::upstream::{CheckState, UpstreamId};
 use log::info;
 use mio::Registry;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// The checks of one loop.
-#[derive(Default)]
+/// The checks of one loop (in the checking worker) and the board it posts changes to.
 pub(super) struct Health {
     probes: Probes,
+    board: Arc<HealthBoard>,
 }
 
 /// Arms `server`'s next check at `at`, tagged with a fresh number so that a timer left
@@ -40,6 +42,19 @@ fn arm(
 }
 
 impl Health {
+    /// The checks of a loop posting to `board`.
+    pub fn new(board: Arc<HealthBoard>) -> Health {
+        Health {
+            probes: Probes::default(),
+            board,
+        }
+    }
+
+    /// The board shared with the other workers.
+    pub fn board(&self) -> &HealthBoard {
+        &self.board
+    }
+
     /// Schedules a check now for every server of `route` that should be checked and has no
     /// check pending.
     pub fn schedule(routes: &mut Routes, route: usize, timers: &mut Timers<Timer>, now: Instant) {
@@ -96,7 +111,7 @@ impl Health {
                     server,
                     up: false,
                 };
-                Health::finish(routes, failed, "could not start", timers, now);
+                self.finish(routes, failed, "could not start", timers, now);
             }
         }
     }
@@ -115,7 +130,7 @@ impl Health {
             } else {
                 "connect failed"
             };
-            Health::finish(routes, done, why, timers, now);
+            self.finish(routes, done, why, timers, now);
         }
     }
 
@@ -128,12 +143,13 @@ impl Health {
         now: Instant,
     ) {
         if let Some(done) = self.probes.time_out(key, seq) {
-            Health::finish(routes, done, "timed out", timers, now);
+            self.finish(routes, done, "timed out", timers, now);
         }
     }
 
     /// Feeds one result to the server's active health and schedules its next check.
     fn finish(
+        &self,
         routes: &mut Routes,
         done: Finished,
         why: &str,
@@ -147,7 +163,11 @@ impl Health {
         let Some(s) = state.pool.servers.get_mut(server) else {
             return;
         };
-        match s.checks.record(up, policy) {
+        let changed = s.checks.record(up, policy);
+        if let Some(now_up) = changed {
+            self.board.post(&state.name, s.addr, now_up);
+        }
+        match changed {
             Some(true) => info!(
                 "upstream {} is up: {} consecutive checks succeeded",
                 s.addr, policy.rise

@@ -12,6 +12,7 @@
 //! `refusals.rs` (refusal bursts in the log), `metrics_http.rs` and `snapshot.rs` (`/metrics`),
 //! `control.rs` (commands from other threads, drain, reload), `setup.rs` (binding a loop).
 
+mod board;
 mod control;
 mod health;
 mod listeners;
@@ -123,8 +124,22 @@ struct AcceptGate {
     short_of_sockets: bool,
 }
 
-/// The latest snapshot of every worker, for the worker that serves `/metrics`.
-pub type SharedSnapshots = Arc<Mutex<Vec<Option<Snapshot>>>>;
+/// What the workers of one process share, off the data path: the latest metrics snapshot
+/// of each, for worker 0 to serve, and the health board worker 0 posts check results to.
+pub struct Shared {
+    snapshots: Mutex<Vec<Option<Snapshot>>>,
+    board: Arc<board::HealthBoard>,
+}
+
+impl Shared {
+    /// For `workers` workers.
+    pub fn new(workers: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            snapshots: Mutex::new(vec![None; workers]),
+            board: Arc::default(),
+        })
+    }
+}
 
 /// A running proxy loop.
 pub struct Proxy {
@@ -153,7 +168,9 @@ pub struct Proxy {
     access_log: Option<AccessLog>,
     refusals: Refusals,
     metrics: Option<MetricsServer>,
-    shared: SharedSnapshots,
+    shared: Arc<Shared>,
+    /// The health board version this worker applied last (workers other than 0).
+    board_seen: u64,
 }
 
 impl Proxy {
@@ -208,6 +225,7 @@ impl Proxy {
                 self.dispatch(event, now);
             }
             self.fire_timers(now);
+            self.apply_health_board();
             self.feed_starved(now);
             self.accept(now);
             self.compact_timers();
@@ -282,6 +300,21 @@ impl Proxy {
         }
     }
 
+    /// In a worker that does not run the checks: takes the checking worker's results when
+    /// they changed (one atomic load a turn otherwise).
+    fn apply_health_board(&mut self) {
+        let board = &self.shared.board;
+        if self.worker != 0 && board.version() != self.board_seen {
+            self.board_seen = board.version();
+            board.apply(&mut self.routes);
+        }
+    }
+
+    /// True in the worker that runs the active health checks (one per process).
+    fn checks_here(&self) -> bool {
+        self.worker == 0
+    }
+
     /// Wakes the pairs waiting for buffer storage, first come first served, while their
     /// route's pool can give it (a waiter that cannot be fed yet keeps the others waiting).
     fn feed_starved(&mut self, now: Instant) {
@@ -335,7 +368,7 @@ impl Proxy {
         let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
         metrics.event(key, || {
             let mut all = vec![snapshot::snapshot(worker, routes, pairs, io, dropped, now)];
-            if let Ok(shared) = shared.lock() {
+            if let Ok(shared) = shared.snapshots.lock() {
                 let others = shared.iter().enumerate().filter(|(w, _)| *w != worker);
                 all.extend(others.filter_map(|(_, s)| s.clone()));
             }
@@ -353,7 +386,7 @@ impl Proxy {
             let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
             let (routes, pairs, io) = (&self.routes, &self.pairs, &self.io);
             let snapshot = snapshot::snapshot(self.worker, routes, pairs, io, dropped, now);
-            if let Ok(mut shared) = self.shared.lock()
+            if let Ok(mut shared) = self.shared.snapshots.lock()
                 && let Some(slot) = shared.get_mut(self.worker)
             {
                 *slot = Some(snapshot);

@@ -6,7 +6,7 @@ use super::health::Health;
 use super::listeners::{Listeners, bind_listener};
 use super::metrics_http::MetricsServer;
 use super::routes::Routes;
-use super::{AcceptGate, HOUSEKEEPING, Proxy, RunState, SharedSnapshots, Timer};
+use super::{AcceptGate, HOUSEKEEPING, Proxy, RunState, Shared, Timer};
 use crate::access_log::AccessLog;
 use crate::config::{RESERVED_FDS, default_max_conns};
 use crate::error::StartError;
@@ -19,14 +19,14 @@ use log::{info, warn};
 use mio::Poll;
 use slab::Slab;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 impl Proxy {
     /// A single loop serving every route of `config`: binds the listeners and prepares the
     /// poller. Logs one info line per route.
     pub fn bind(config: ResolvedConfig) -> Result<Proxy, StartError> {
-        Proxy::bind_worker(config, 0, Arc::new(Mutex::new(vec![None])))
+        Proxy::bind_worker(config, 0, Shared::new(1))
     }
 
     /// Worker `worker` of `config.global.workers`; worker 0 serves `/metrics` for all of
@@ -34,7 +34,7 @@ impl Proxy {
     pub fn bind_worker(
         config: ResolvedConfig,
         worker: usize,
-        shared: SharedSnapshots,
+        shared: Arc<Shared>,
     ) -> Result<Proxy, StartError> {
         let setup = |what| move |source| StartError::Setup { what, source };
         let seed = std::time::SystemTime::now()
@@ -57,7 +57,7 @@ impl Proxy {
             routes: Routes::new(&config, seed, Budget::new(usize::MAX)),
             starved: VecDeque::new(),
             listeners: Listeners::default(),
-            health: Health::default(),
+            health: Health::new(Arc::clone(&shared.board)),
             pairs: Slab::new(),
             actions: VecDeque::new(),
             spares: Default::default(),
@@ -71,6 +71,7 @@ impl Proxy {
             refusals: Default::default(),
             metrics: None,
             shared,
+            board_seen: 0,
         };
         for (index, route) in valid.routes.iter().enumerate() {
             for &addr in &route.listen {
@@ -85,7 +86,9 @@ impl Proxy {
         proxy.apply_global(&valid.global)?;
         let now = Instant::now();
         for route in 0..proxy.routes.len() {
-            Health::schedule(&mut proxy.routes, route, &mut proxy.timers, now);
+            if proxy.checks_here() {
+                Health::schedule(&mut proxy.routes, route, &mut proxy.timers, now);
+            }
             let listening = proxy.listeners.of_route(route);
             let state = &proxy.routes[route];
             info!(
