@@ -39,7 +39,9 @@ pub trait Buffer {
     /// that was never drained does not wrap): what the phase before the upstream reads, such
     /// as a PROXY header, without taking it out.
     fn front(&self) -> &[u8];
-    /// Drops the `n` oldest bytes (at most `front().len()`) without writing them anywhere.
+    /// Drops the `n` oldest bytes (at most `front().len()`) without writing them anywhere,
+    /// and keeps the rest at the start of the storage, so that what is read next still
+    /// follows it in one slice (a ClientHello after a PROXY header).
     fn discard(&mut self, n: usize);
     /// Takes storage from `pool` unless it has some already: call before reading. False
     /// when it has none and the pool's budget is used up (the direction waits).
@@ -74,6 +76,7 @@ impl Buffer for Ring {
     }
     fn discard(&mut self, n: usize) {
         self.consume(n.min(self.filled().0.len()));
+        self.compact();
     }
     fn take_storage(&mut self, pool: &mut BufferPool) -> bool {
         pool.fill(self)

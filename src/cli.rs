@@ -276,6 +276,8 @@ pub fn help() -> String {
     help_fields(&mut out, Section::Balancing);
     out.push_str("\nCLIENT IDENTITY (PROXY PROTOCOL):\n");
     help_fields(&mut out, Section::Identity);
+    out.push_str("\nTLS PASSTHROUGH (ROUTING BY SERVER NAME):\n");
+    help_fields(&mut out, Section::Routing);
     out.push_str("\nACCESS AND LIMITS:\n");
     help_fields(&mut out, Section::Limits);
     out.push_str("\nOPERATING:\n");

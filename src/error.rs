@@ -124,11 +124,17 @@ pub enum CloseReason {
     Limited,
     /// Closed gracefully at `max_lifetime`.
     MaxLifetime,
+    /// No route of the listen address takes the client's server name (and none has `*`).
+    NoRoute,
+    /// A TLS handshake that is not a valid ClientHello, or one over `preread_max`.
+    BadClientHello,
+    /// The ClientHello did not arrive within `preread_timeout`.
+    PrereadTimeout,
 }
 
 impl CloseReason {
     /// Every reason, in [`CloseReason::index`] order.
-    pub const ALL: [CloseReason; 15] = [
+    pub const ALL: [CloseReason; 18] = [
         CloseReason::ClientClosed,
         CloseReason::UpstreamClosed,
         CloseReason::ClientReset,
@@ -144,6 +150,9 @@ impl CloseReason {
         CloseReason::Denied,
         CloseReason::Limited,
         CloseReason::MaxLifetime,
+        CloseReason::NoRoute,
+        CloseReason::BadClientHello,
+        CloseReason::PrereadTimeout,
     ];
 
     /// Position in [`CloseReason::ALL`], for per-reason counters.
@@ -169,6 +178,9 @@ impl CloseReason {
             CloseReason::Denied => "denied",
             CloseReason::Limited => "limited",
             CloseReason::MaxLifetime => "max-lifetime",
+            CloseReason::NoRoute => "no-route",
+            CloseReason::BadClientHello => "bad-client-hello",
+            CloseReason::PrereadTimeout => "preread-timeout",
         }
     }
 

@@ -139,6 +139,22 @@ impl Ring {
         };
     }
 
+    /// Moves the waiting bytes to the start of the storage (they are then one slice, and
+    /// the free space after them is too). Costs a copy of the waiting bytes.
+    pub fn compact(&mut self) {
+        let (len, head) = (self.len(), self.head as usize);
+        if head == 0 || len == 0 {
+            self.head = 0;
+            return;
+        }
+        if head + len <= self.buf.len() {
+            self.buf.copy_within(head..head + len, 0);
+        } else {
+            self.buf.rotate_left(head);
+        }
+        self.head = 0;
+    }
+
     /// Copies as much of `data` as fits into the ring; returns how many bytes were taken.
     pub fn push_slice(&mut self, data: &[u8]) -> usize {
         let (a, b) = self.unfilled();
@@ -343,6 +359,23 @@ mod tests {
         assert_eq!(ring.pop_slice(&mut out), 4);
         assert_eq!(&out[..4], b"abcd");
         assert!(ring.is_empty());
+    }
+
+    #[test]
+    fn compact_moves_waiting_bytes_to_the_front_in_order() {
+        let mut ring = Ring::with_capacity(8);
+        ring.push_slice(b"PROXYab");
+        ring.consume(5);
+        ring.compact();
+        assert_eq!(ring.filled(), (&b"ab"[..], &[][..]));
+        assert_eq!(ring.unfilled().0.len(), 6, "free space is one run");
+        // Wrapped: the two runs become one.
+        ring.push_slice(b"cdefgh");
+        ring.consume(3);
+        ring.push_slice(b"ijk");
+        assert_ne!(ring.filled().1, b"");
+        ring.compact();
+        assert_eq!(ring.filled(), (&b"defghijk"[..], &[][..]));
     }
 
     #[test]

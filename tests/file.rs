@@ -30,7 +30,7 @@ impl Drop for TempFile {
 #[test]
 fn the_example_loads_and_its_rendering_loads_the_same() {
     let config = file::load(&example()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.routes.len(), 2);
+    assert_eq!(config.routes.len(), 4);
     let rendered = TempFile::new("rendered.toml", &file::render(&config));
     assert_eq!(
         file::load(&rendered.0).unwrap_or_else(|e| panic!("{e}")),

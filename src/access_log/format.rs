@@ -10,11 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 ///
 /// `CLIENT [DD/Mon/YYYY:HH:MM:SS +0000] TCP ROUTE UPSTREAM up=N down=N connect=S duration=S
 /// ended=REASON peak_up=N peak_down=N stall_up=S stall_down=S[ peer=ADDR][ authority=S][
-/// unique_id=S]`
+/// unique_id=S][ sni=NAME][ alpn=LIST]`
 ///
 /// Seconds have three decimals (truncated to the millisecond); an absent upstream or connect
-/// time is `-`; the last three fields appear only when a PROXY header gave them. In the route
-/// name, the authority and the unique id, spaces, control characters, `"` and `\` (and in the
+/// time is `-`; `peer`, `authority` and `unique_id` appear only when a PROXY header gave
+/// them, `sni` and `alpn` only when a ClientHello did. In the route name, the authority, the
+/// ALPN list and the unique id, spaces, control characters, `"` and `\` (and in the
 /// unique id any byte outside printable ASCII) are written as `\xHH`, so that the line always
 /// splits on spaces into the same fields.
 pub fn format_text(record: &Record, out: &mut String) {
@@ -80,6 +81,14 @@ pub fn format_text(record: &Record, out: &mut String) {
             }
         }
     }
+    if let Some(sni) = record.sni {
+        out.push_str(" sni=");
+        push_text_field(out, sni);
+    }
+    if let Some(alpn) = record.alpn {
+        out.push_str(" alpn=");
+        push_text_field(out, alpn);
+    }
     out.push('\n');
 }
 
@@ -106,7 +115,8 @@ fn push_text_field(out: &mut String, s: &str) {
 /// `bytes_to_upstream`, `bytes_to_client`, `connect_time` (seconds, null if none),
 /// `duration`, `ended`, `peak_to_upstream`, `peak_to_client`, `stalled_to_upstream`,
 /// `stalled_to_client` (seconds), then `peer`, `authority`, `unique_id` only when a PROXY
-/// header gave them (the unique id as a string, bytes that are not UTF-8 replaced). Seconds
+/// header gave them (the unique id as a string, bytes that are not UTF-8 replaced), then
+/// `sni` and `alpn` only when a ClientHello gave them. Seconds
 /// are numbers with three decimals.
 pub fn format_json(record: &Record, out: &mut String) {
     let (secs, millis) = unix_time(record.end);
@@ -155,6 +165,12 @@ pub fn format_json(record: &Record, out: &mut String) {
     if let Some(id) = record.unique_id {
         out.push_str(",\"unique_id\":");
         push_json_str(out, &String::from_utf8_lossy(id));
+    }
+    for (key, value) in [("sni", record.sni), ("alpn", record.alpn)] {
+        if let Some(value) = value {
+            let _ = write!(out, ",\"{key}\":");
+            push_json_str(out, value);
+        }
     }
     out.push_str("}\n");
 }
@@ -271,6 +287,8 @@ pub(super) mod tests {
             peer: None,
             authority: None,
             unique_id: None,
+            sni: None,
+            alpn: None,
             upstream: Some("127.0.0.1:8078".parse().expect("test address")),
             bytes_to_upstream: 1234,
             bytes_to_client: 5678,
@@ -333,6 +351,37 @@ pub(super) mod tests {
             ),
             "{}",
             json(&r)
+        );
+    }
+
+    #[test]
+    fn client_hello_fields_come_last() {
+        let r = Record {
+            authority: Some("x"),
+            sni: Some("a.example.com"),
+            alpn: Some("h2,http/1.1"),
+            ..record()
+        };
+        assert!(
+            text(&r).ends_with(" authority=x sni=a.example.com alpn=h2,http/1.1\n"),
+            "{}",
+            text(&r)
+        );
+        assert!(
+            json(&r).ends_with(
+                ",\"authority\":\"x\",\"sni\":\"a.example.com\",\"alpn\":\"h2,http/1.1\"}\n"
+            ),
+            "{}",
+            json(&r)
+        );
+        let odd = Record {
+            alpn: Some("a b\u{1}"),
+            ..record()
+        };
+        assert!(
+            text(&odd).ends_with(" alpn=a\\x20b\\x01\n"),
+            "{}",
+            text(&odd)
         );
     }
 

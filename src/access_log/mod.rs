@@ -43,6 +43,10 @@ pub struct Record<'a> {
     pub authority: Option<&'a str>,
     /// The PROXY header's UNIQUE_ID TLV.
     pub unique_id: Option<&'a [u8]>,
+    /// The server name of the client's TLS ClientHello (routes with `sni`).
+    pub sni: Option<&'a str>,
+    /// The ALPN protocols of the ClientHello, joined with `,`.
+    pub alpn: Option<&'a str>,
     /// The server the client was connected to, if any.
     pub upstream: Option<SocketAddr>,
     /// Bytes delivered from the client to the upstream.
@@ -75,6 +79,8 @@ impl<'a> Record<'a> {
             peer: None,
             authority: None,
             unique_id: None,
+            sni: None,
+            alpn: None,
             upstream: None,
             bytes_to_upstream: 0,
             bytes_to_client: 0,

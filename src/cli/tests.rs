@@ -336,3 +336,37 @@ fn proxy_protocol_flags() {
     let defaults = config(&base);
     assert!(!defaults.settings.accept_proxy && defaults.settings.proxy_trusted.is_empty());
 }
+
+#[test]
+fn server_name_flags() {
+    let c = config(&[
+        "-l",
+        "127.0.0.1:1",
+        "-u",
+        "h:1",
+        "--sni",
+        "A.test",
+        "--sni",
+        "*.b.test,*",
+        "--preread-timeout",
+        "2s",
+        "--preread-max",
+        "8KiB",
+    ]);
+    let s = &c.settings;
+    let sni: Vec<String> = s.sni.iter().map(|p| p.to_string()).collect();
+    assert_eq!(sni, ["a.test", "*.b.test", "*"]);
+    assert_eq!(s.preread_timeout, Duration::from_secs(2));
+    assert_eq!(s.preread_max, 8 * 1024);
+    let bad = |extra: &[&str]| {
+        let mut v = vec!["-l", "127.0.0.1:1", "-u", "h:1"];
+        v.extend_from_slice(extra);
+        run(&v).expect_err("a usage error")
+    };
+    let e = bad(&["--sni", "a.*.test"]);
+    assert_eq!(e.flag, "--sni");
+    assert!(e.message.contains("a server name such as"), "{e}");
+    let e = bad(&["--sni", "a.test", "--buffer-size", "4KiB"]);
+    assert_eq!(e.flag, "--preread-max", "{e}");
+    assert!(e.message.contains("at most buffer_size (4KiB)"), "{e}");
+}

@@ -162,7 +162,7 @@ fn servers_may_be_tables_of_their_route() {
 #[test]
 fn the_example_file_parses() {
     let c = ok(include_str!("../../examples/ringproxy.toml"));
-    assert_eq!(c.routes.len(), 2);
+    assert_eq!(c.routes.len(), 4);
     assert_eq!(c.global.workers, 2);
     let web = &c.routes[0];
     assert_eq!((web.name.as_str(), web.listen.len()), ("web", 2));
@@ -175,6 +175,13 @@ fn the_example_file_parses() {
     assert_eq!(db.settings.idle_timeout, Duration::from_secs(3600));
     assert_eq!(db.settings.buffer_size, 65536);
     assert_eq!(db.upstreams[1].options.weight, 2);
+    let tls = &c.routes[2];
+    assert_eq!(
+        tls.listen, c.routes[3].listen,
+        "two routes share by server name"
+    );
+    let sni: Vec<String> = tls.settings.sni.iter().map(|p| p.to_string()).collect();
+    assert_eq!(sni, ["app.example.com", "*.app.example.com"]);
     // `load` reads the same file from disk.
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ringproxy.toml");
     assert_eq!(load(&path).expect("loads").into_inner(), c);
@@ -787,4 +794,48 @@ fn proxy_protocol_keys() {
     );
     let e = err(&format!("{MINIMAL}accept_proxy = \"yes\"\n"));
     check(&e, Some(6), Some("route[0].accept_proxy"), "true or false");
+}
+
+#[test]
+fn routes_share_an_address_by_server_name() {
+    let two = |b: &str| {
+        format!(
+            "[[route]]\nname = \"a\"\nlisten = \"127.0.0.1:8443\"\nsni = [\"a.test\"]\n\
+             servers = [{{ addr = \"h:1\" }}]\n[[route]]\nname = \"b\"\n\
+             listen = \"127.0.0.1:8443\"\n{b}servers = [{{ addr = \"h:2\" }}]\n"
+        )
+    };
+    let c = ok(&two("sni = [\"*\", \"*.B.test.\"]\n"));
+    let sni: Vec<String> = c.routes[1]
+        .settings
+        .sni
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(sni, ["*", "*.b.test"]);
+    check(
+        &err(&two("")),
+        Some(8),
+        Some("route[1].listen"),
+        "unless every route on it sets `sni`, but 127.0.0.1:8443 is also listened on by \
+         route[0] \"a\"",
+    );
+    check(
+        &err(&two("sni = [\"A.test\"]\n")),
+        Some(9),
+        Some("route[1].sni"),
+        "\"a.test\" on 127.0.0.1:8443 is also taken by route[0] \"a\"",
+    );
+    check(
+        &err(&two("sni = [\"*\"]\npreread_timeout = \"1s\"\n")),
+        Some(10),
+        Some("route[1].preread_timeout"),
+        "but route[0] \"a\" has \"5s\" and this route \"1s\"",
+    );
+    check(
+        &err(&two("sni = [\"a..b\"]\n")),
+        Some(9),
+        Some("route[1].sni"),
+        "expected a server name such as \"a.example.com\"",
+    );
 }

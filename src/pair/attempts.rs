@@ -3,7 +3,8 @@
 //! records live in a box taken from the loop's [`Spares`] and given back once streaming, so
 //! an idle pair does not carry them and accepting a client allocates nothing once warm.
 
-use super::{ConnectPolicy, Preread};
+use super::ConnectPolicy;
+use crate::client_hello::HelloScan;
 use crate::proxy_protocol::Version;
 use crate::upstream::UpstreamId;
 
@@ -50,6 +51,10 @@ pub(super) struct Attempts {
     pub(super) tried: Tried,
     /// Still waiting for the client's PROXY header.
     pub(super) awaiting_header: bool,
+    /// Still waiting for the client's ClientHello (after the header, if one is awaited).
+    pub(super) awaiting_hello: bool,
+    /// How far the ClientHello's records were framed.
+    pub(super) hello: HelloScan,
     /// The PROXY header the attempt in flight sends once connected.
     pub(super) send_proxy: Version,
     /// Header bytes not yet written to the connected upstream (before any client byte).
@@ -62,7 +67,9 @@ impl Attempts {
     fn reset(&mut self, policy: ConnectPolicy) {
         self.policy = policy;
         self.tried = Tried::default();
-        self.awaiting_header = matches!(policy.preread, Preread::ProxyHeader { .. });
+        self.awaiting_header = policy.preread.proxy_header.is_some();
+        self.awaiting_hello = policy.preread.client_hello.is_some();
+        self.hello = HelloScan::default();
         self.send_proxy = Version::Off;
         self.prefix.clear();
         self.done = false;
@@ -98,6 +105,8 @@ impl Spares {
                     policy,
                     tried: Tried::default(),
                     awaiting_header: false,
+                    awaiting_hello: false,
+                    hello: HelloScan::default(),
                     send_proxy: Version::Off,
                     prefix: Vec::new(),
                     done: false,

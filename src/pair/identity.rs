@@ -7,7 +7,7 @@
 //! header's client address is the pair's client address from then on; the socket's peer is
 //! kept beside it.
 
-use super::{Action, Actions, Pair, Phase, Stream};
+use super::{Actions, Pair, Phase, Stream};
 use crate::buffer::Buffer;
 use crate::error::CloseReason;
 use crate::io::Stop;
@@ -47,7 +47,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
     }
 
     /// The extras of this pair, made when first needed.
-    fn extra_mut(&mut self) -> &mut super::Extra {
+    pub(super) fn extra_mut(&mut self) -> &mut super::Extra {
         self.extra.get_or_insert_with(Box::default)
     }
 
@@ -62,9 +62,9 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
     }
 
     /// Looks for the PROXY header in what the client sent so far: a whole one is taken out
-    /// of the buffer and asks for a server; a broken one, or none where the client ended or
-    /// the buffer filled, is the reason to close.
-    pub(super) fn read_proxy_header(&mut self, out: &mut Actions<S>) -> Result<(), CloseReason> {
+    /// of the buffer (`Ok(true)`); a broken one, or none where the client ended or the
+    /// buffer filled, is the reason to close.
+    pub(super) fn read_proxy_header(&mut self) -> Result<bool, CloseReason> {
         let bytes = self.to_upstream.buffer().front();
         let ended = self.to_upstream.flow() != super::Flow::Open;
         let (header, len) = match proxy_protocol::parse(bytes) {
@@ -76,11 +76,11 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
                 );
                 return Err(CloseReason::Probe);
             }
-            Ok(Parsed::Incomplete) if ended || self.header_cannot_fit() => {
+            Ok(Parsed::Incomplete) if ended || self.preread_cannot_fit() => {
                 debug!("{}: incomplete PROXY header", self.client_addr);
                 return Err(CloseReason::BadProxyHeader);
             }
-            Ok(Parsed::Incomplete) => return Ok(()),
+            Ok(Parsed::Incomplete) => return Ok(false),
             Err(e) => {
                 debug!("{}: {e}", self.client_addr);
                 return Err(CloseReason::BadProxyHeader);
@@ -101,13 +101,12 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             unique_id: header.unique_id,
         });
         self.client_addr = client;
-        out.push_back(Action::Connect);
-        Ok(())
+        Ok(true)
     }
 
-    /// True when the buffer is full of an incomplete header (a buffer without storage yet
-    /// is not full: nothing was read).
-    fn header_cannot_fit(&self) -> bool {
+    /// True when the buffer is full of an incomplete header or hello (a buffer without
+    /// storage yet is not full: nothing was read).
+    pub(super) fn preread_cannot_fit(&self) -> bool {
         let buffer = self.to_upstream.buffer();
         buffer.has_storage() && buffer.is_full()
     }

@@ -19,10 +19,13 @@
 
 mod attempts;
 mod flow;
+mod hello;
 mod identity;
 mod rates;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hello;
 #[cfg(test)]
 mod tests_identity;
 
@@ -81,6 +84,8 @@ pub enum PairTimer {
     Retry,
     /// The PROXY header should have arrived.
     Preread,
+    /// The TLS ClientHello should have arrived.
+    Hello,
     /// `max_lifetime` has passed.
     Lifetime,
     /// A direction held back by its bandwidth limit may read again.
@@ -111,6 +116,9 @@ pub enum Failure {
 /// What the loop must do for a pair, in the order the pair pushed them.
 #[derive(Debug)]
 pub enum Action<S> {
+    /// Choose the route for [`Pair::server_name`] among those of [`Pair::listener`] and
+    /// call [`Pair::routed`], or [`Pair::no_route`] when none takes it.
+    Route,
     /// Choose a server not in [`Pair::tried`], open a socket to it and call
     /// [`Pair::connecting`]; or say why not with [`Pair::no_server`], [`Pair::defer`] or
     /// [`Pair::failed_at_once`].
@@ -142,18 +150,27 @@ pub enum Action<S> {
 /// The queue a pair pushes actions into; the loop owns one and drains it after each call.
 pub type Actions<S> = VecDeque<Action<S>>;
 
-/// What must happen before an upstream is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preread {
-    /// Nothing: choose an upstream at once.
-    Nothing,
-    /// The client must first send a PROXY header, whole within `timeout` of accept.
-    ProxyHeader {
-        /// Time allowed from accept.
-        timeout: Duration,
-    },
+/// What must happen before an upstream is chosen, in this order (the default: nothing,
+/// choose an upstream at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Preread {
     /// The client may not be served: close at once, before reading a byte.
-    Refuse(CloseReason),
+    pub refuse: Option<CloseReason>,
+    /// The client must first send a PROXY header, whole within this time of accept.
+    pub proxy_header: Option<Duration>,
+    /// Then its TLS ClientHello is read, to choose the route by the server name.
+    pub client_hello: Option<HelloPreread>,
+}
+
+/// Reading the ClientHello before the route is chosen (`sni`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HelloPreread {
+    /// Time allowed from accept for the whole hello.
+    pub timeout: Duration,
+    /// Most bytes of TLS records it may take (`preread_max`).
+    pub max: usize,
+    /// The listen address the client came to, whose routes choose among themselves.
+    pub listener: SocketAddr,
 }
 
 /// How a client may start and try servers (from its route when it arrived).
@@ -182,6 +199,7 @@ pub struct ConnectPolicy {
 struct Extra {
     identity: Option<identity::Identity>,
     rates: Option<rates::Rates>,
+    hello: Option<crate::client_hello::ClientHello>,
 }
 
 /// A client connection and its upstream connection, with a buffer per direction.
@@ -246,12 +264,15 @@ impl<S: Stream, B: Buffer + Default> Pair<S, B> {
             upstream: None,
             server: None,
             attempts: Some(spares.take(policy)),
-            extra: rates::Rates::new(&policy, now).map(|rates| {
-                Box::new(Extra {
-                    identity: None,
-                    rates: Some(rates),
-                })
-            }),
+            // Bandwidth limits belong to the route, chosen later when a hello is read first.
+            extra: rates::Rates::new(&policy, now)
+                .filter(|_| policy.preread.client_hello.is_none())
+                .map(|rates| {
+                    Box::new(Extra {
+                        rates: Some(rates),
+                        ..Extra::default()
+                    })
+                }),
             client_addr,
             started: now,
             connect_us: None,
@@ -351,25 +372,31 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
     // ---- inputs -----------------------------------------------------------------------
 
     /// Right after accept: refuses the client, or asks for the idle wake-up and then for a
-    /// server, or — when a PROXY header must come first — for the header's deadline.
+    /// server, or — when a PROXY header or a ClientHello must come first — for their
+    /// deadlines.
     pub fn start(&mut self, _now: Instant, out: &mut Actions<S>) {
         let preread = self
             .attempts
             .as_ref()
-            .map_or(Preread::Nothing, |a| a.policy.preread);
-        if let Preread::Refuse(reason) = preread {
+            .map_or(Preread::default(), |a| a.policy.preread);
+        if let Some(reason) = preread.refuse {
             out.push_back(Action::Close(reason));
             return;
         }
         out.push_back(Action::Wake(self.idle_deadline(), PairTimer::Idle));
-        if let Some(lifetime) = self.attempts.as_ref().and_then(|a| a.policy.max_lifetime) {
+        if let Some(lifetime) = self.attempts.as_ref().and_then(|a| a.policy.max_lifetime)
+            && preread.client_hello.is_none()
+        {
             out.push_back(Action::Wake(self.started + lifetime, PairTimer::Lifetime));
         }
-        match preread {
-            Preread::ProxyHeader { timeout } => {
-                out.push_back(Action::Wake(self.started + timeout, PairTimer::Preread));
-            }
-            _ => out.push_back(Action::Connect),
+        if let Some(timeout) = preread.proxy_header {
+            out.push_back(Action::Wake(self.started + timeout, PairTimer::Preread));
+        }
+        if let Some(hello) = preread.client_hello {
+            out.push_back(Action::Wake(self.started + hello.timeout, PairTimer::Hello));
+        }
+        if preread.proxy_header.is_none() && preread.client_hello.is_none() {
+            out.push_back(Action::Connect);
         }
     }
 
@@ -407,9 +434,9 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             && let Some(e) = end.stream.take_error()
         {
             debug!("{side:?} socket of {} failed: {e}", self.client_addr);
-            // A reset before the first byte of an awaited PROXY header is a probe.
+            // A reset before the first byte of an awaited header or hello is a probe.
             let probe = side == Side::Client
-                && self.awaiting_header()
+                && self.awaiting_preread()
                 && self.to_upstream.buffer().is_empty();
             let reason = if probe {
                 CloseReason::Probe
@@ -436,14 +463,14 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         out: &mut Actions<S>,
     ) {
         let mut outcome = self.pump_rounds(now, pool, io);
-        if self.awaiting_header() {
+        if self.awaiting_preread() {
             outcome = match outcome {
                 // A reset before the first byte is a balancer's probe too.
                 Err(CloseReason::ClientReset) if self.to_upstream.buffer().is_empty() => {
                     Err(CloseReason::Probe)
                 }
                 Err(reason) => Err(reason),
-                Ok(_) => self.read_proxy_header(out).map(|()| false),
+                Ok(_) => self.preread(out).map(|()| false),
             };
         }
         self.to_upstream.settle(now, pool);
@@ -491,6 +518,11 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             PairTimer::Preread => {
                 if self.awaiting_header() {
                     out.push_back(Action::Close(CloseReason::ProxyTimeout));
+                }
+            }
+            PairTimer::Hello => {
+                if self.awaiting_hello() {
+                    out.push_back(Action::Close(CloseReason::PrereadTimeout));
                 }
             }
             PairTimer::Retry => {

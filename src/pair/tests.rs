@@ -113,7 +113,7 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) fn policy(tries: usize) -> ConnectPolicy {
     ConnectPolicy {
         idle_timeout: Duration::from_secs(600),
-        preread: Preread::Nothing,
+        preread: Preread::default(),
         connect_timeout: CONNECT_TIMEOUT,
         tries,
         tries_timeout: None,

@@ -9,8 +9,9 @@ const PROXY_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn proxy_policy() -> ConnectPolicy {
     ConnectPolicy {
-        preread: Preread::ProxyHeader {
-            timeout: PROXY_TIMEOUT,
+        preread: Preread {
+            proxy_header: Some(PROXY_TIMEOUT),
+            ..Preread::default()
         },
         ..policy(2)
     }
@@ -140,7 +141,10 @@ fn a_refused_client_is_closed_before_anything_else() {
     let mut h = Harness::with_buffers(4096);
     let addr = ([10, 0, 0, 1], 1).into();
     let refuse = ConnectPolicy {
-        preread: Preread::Refuse(CloseReason::Untrusted),
+        preread: Preread {
+            refuse: Some(CloseReason::Untrusted),
+            ..Preread::default()
+        },
         ..policy(1)
     };
     let mut pair: Pair<Fake> = Pair::new(

@@ -62,6 +62,11 @@ impl Listeners {
         listeners.into_iter().map(|(_, _, addr)| addr).collect()
     }
 
+    /// True when an address is listened on already.
+    pub fn has(&self, addr: SocketAddr) -> bool {
+        self.slab.iter().any(|(_, l)| l.addr == addr)
+    }
+
     /// The listen addresses of `route`.
     pub fn of_route(&self, route: usize) -> Vec<SocketAddr> {
         self.slab
@@ -84,15 +89,20 @@ impl Listeners {
     }
 
     /// Binds every address of `addrs` not listened on yet (`(address, backlog, new route
-    /// index)`); nothing is kept if one fails.
+    /// index)`; an address several routes share is bound once); nothing is kept if one
+    /// fails.
     pub fn bind_missing(
         &self,
         addrs: impl Iterator<Item = (SocketAddr, u32, usize)>,
         reuse_port: bool,
     ) -> Result<Vec<(TcpListener, usize)>, StartError> {
-        let current: Vec<SocketAddr> = self.slab.iter().map(|(_, l)| l.addr).collect();
+        let mut current: Vec<SocketAddr> = self.slab.iter().map(|(_, l)| l.addr).collect();
         addrs
-            .filter(|(addr, _, _)| !current.contains(addr))
+            .filter(|(addr, _, _)| {
+                let new = addr.port() == 0 || !current.contains(addr);
+                current.push(*addr);
+                new
+            })
             .map(|(addr, backlog, route)| {
                 bind_listener(addr, backlog, reuse_port)
                     .map(|socket| (socket, route))

@@ -415,7 +415,7 @@ impl Proxy {
                         );
                         self.gate.failures = 0;
                     }
-                    self.open(route, stream, client, now);
+                    self.open(route, addr, stream, client, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => listener.pending = false,
                 Err(e)

@@ -37,12 +37,15 @@ impl Proxy {
 
     /// Carries out, in order, what pair `key` asked for (the queue is empty afterwards).
     pub(super) fn act(&mut self, key: usize, now: Instant) {
-        let Some(route) = self.pairs.get(key).map(Pair::route) else {
+        if !self.pairs.contains(key) {
             self.actions.clear();
             return;
-        };
+        }
         while let Some(action) = self.actions.pop_front() {
+            // Read each time: choosing the route by server name changes it.
+            let route = self.pairs.get(key).map_or(0, Pair::route);
             match action {
+                Action::Route => self.route_by_name(key, now),
                 Action::Connect => self.connect(key, now),
                 Action::Connected(server) => self.routes[route].connected(server),
                 Action::Abandon {
@@ -76,6 +79,30 @@ impl Proxy {
                 Action::Close(reason) => self.close(key, reason, now),
             }
         }
+    }
+
+    /// `Action::Route`: the route of the pair's listen address that takes its server name;
+    /// the pair moves there (its count, and from now on its policy).
+    fn route_by_name(&mut self, key: usize, now: Instant) {
+        let Some(pair) = self.pairs.get_mut(key) else {
+            return;
+        };
+        let chosen = pair
+            .listener()
+            .and_then(|listener| self.routes.choose(listener, pair.server_name()));
+        let Some(route) = chosen else {
+            return pair.no_route(&mut self.actions);
+        };
+        let front = &mut self.routes[pair.route()];
+        front.active -= 1;
+        if front.retired && front.active == 0 {
+            front.release_if_idle();
+        }
+        let state = &mut self.routes[route];
+        state.active += 1;
+        state.stats.accepted += 1;
+        let policy = state.connect_policy(pair.client_addr().ip());
+        pair.routed(route, policy, now, &mut self.actions);
     }
 
     /// `Action::Connect`: offers pair `key` the next server and opens a socket to it.
@@ -143,18 +170,22 @@ impl Proxy {
         }
     }
 
-    /// Registers an accepted client as a new pair of `route` and starts it.
+    /// Registers a client accepted on `listener` as a new pair of `route` (the listener's)
+    /// and starts it.
     pub(super) fn open(
         &mut self,
         route: usize,
+        listener: SocketAddr,
         mut stream: TcpStream,
         addr: SocketAddr,
         now: Instant,
     ) {
+        let hello = self.routes.hello_preread(route, listener);
         // Without a PROXY header to wait for, the socket's peer is the client: judge it now,
-        // before anything is allocated or registered for it.
+        // before anything is allocated or registered for it — unless the route is chosen
+        // later by server name, and its rules with it.
         let state = &mut self.routes[route];
-        let admitted = if state.settings.accept_proxy {
+        let admitted = if state.settings.accept_proxy || hello.is_some() {
             None
         } else {
             match state.admit(addr.ip(), now) {
@@ -185,13 +216,17 @@ impl Proxy {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let policy = state.connect_policy(addr.ip());
+        let mut policy = state.connect_policy(addr.ip());
+        policy.preread.client_hello = hello;
         let spares = &mut self.spares;
         let pair = entry.insert(Pair::new(id, route, stream, addr, policy, spares, now));
         if let Some(counted) = admitted {
             pair.admit(counted);
         }
-        state.stats.accepted += 1;
+        // A client whose route is chosen by server name is counted accepted there.
+        if hello.is_none() {
+            state.stats.accepted += 1;
+        }
         state.active += 1;
         pair.start(now, &mut self.actions);
         self.act(key, now);
@@ -238,6 +273,10 @@ impl Proxy {
         pair.release_buffers(&mut route.buffers);
         route.active -= 1;
         let retire = route.retired && route.active == 0;
+        if pair.awaiting_route() {
+            // Closed before its route was chosen: accepted on the listener's route.
+            route.stats.accepted += 1;
+        }
         route.stats.closed[reason.index()] += 1;
         if pair.admission() == Admission::Counted {
             route.release_client(pair.client_addr().ip());
@@ -280,6 +319,8 @@ impl Proxy {
                 peer: pair.peer_addr(),
                 authority: pair.authority(),
                 unique_id: pair.unique_id(),
+                sni: pair.server_name(),
+                alpn: pair.alpn(),
                 upstream,
                 bytes_to_upstream: up.delivered(),
                 bytes_to_client: down.delivered(),

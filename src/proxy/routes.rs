@@ -8,18 +8,21 @@
 //! `removed` and never picked again, so pairs still using it stay valid.
 
 use crate::balance::Balancer;
+use crate::config;
 use crate::error::CloseReason;
 use crate::health::{ActivePolicy, PassivePolicy};
 use crate::limits::{self, ClientKey, ClientTable, Refusal};
-use crate::pair::{ConnectPolicy, Failure, Preread};
+use crate::pair::{ConnectPolicy, Failure, HelloPreread, Preread};
 use crate::proxy_protocol::Version;
 use crate::resolve::{ResolvedConfig, ResolvedServer};
 use crate::ring::{Budget, BufferPool};
+use crate::server_names::NameTable;
 use crate::settings::RouteSettings;
 use crate::settings::kinds::Named;
 use crate::stats::RouteStats;
 use crate::upstream::{CheckState, Pool, Upstream, UpstreamId};
 use log::{info, warn};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
@@ -192,12 +195,16 @@ impl RouteState {
     pub fn connect_policy(&self, client: IpAddr) -> ConnectPolicy {
         let s = &self.settings;
         let preread = if !s.accept_proxy {
-            Preread::Nothing
+            Preread::default()
         } else if !self.trusts(client) {
-            Preread::Refuse(CloseReason::Untrusted)
+            Preread {
+                refuse: Some(CloseReason::Untrusted),
+                ..Preread::default()
+            }
         } else {
-            Preread::ProxyHeader {
-                timeout: s.proxy_timeout,
+            Preread {
+                proxy_header: Some(s.proxy_timeout),
+                ..Preread::default()
             }
         };
         ConnectPolicy {
@@ -394,6 +401,9 @@ pub(super) struct Routes {
     pub budget: Arc<Budget>,
     /// The last health-check tag given out.
     check_tags: u32,
+    /// For each listen address whose routes choose by server name, its table (by route
+    /// index, routes in force only).
+    names: HashMap<SocketAddr, NameTable>,
 }
 
 /// What a reload did to the routes.
@@ -411,12 +421,40 @@ impl Routes {
         let routes = (0..config.config().routes.len())
             .map(|i| RouteState::new(config, i, seed, &budget))
             .collect();
-        Routes {
+        let mut routes = Routes {
             routes,
             seed,
             budget,
             check_tags: 0,
-        }
+            names: HashMap::new(),
+        };
+        routes.index_names();
+        routes
+    }
+
+    /// Rebuilds the name tables from the routes in force.
+    fn index_names(&mut self) {
+        let in_force = self.routes.iter().enumerate().filter(|(_, r)| !r.retired);
+        let routes = in_force.map(|(i, r)| (i, &r.listen[..], &r.settings.sni[..]));
+        // A valid configuration claims each name once per address.
+        self.names = config::name_tables(routes).unwrap_or_default();
+    }
+
+    /// How a client on `listener` reads its ClientHello before its route is chosen, when
+    /// the routes there choose by server name (`front`: the listener's route).
+    pub fn hello_preread(&self, front: usize, listener: SocketAddr) -> Option<HelloPreread> {
+        self.names.get(&listener)?;
+        let s = &self.routes[front].settings;
+        Some(HelloPreread {
+            timeout: s.preread_timeout,
+            max: s.preread_max,
+            listener,
+        })
+    }
+
+    /// The route of `listener` that takes server name `name` (`None`: no name or not TLS).
+    pub fn choose(&self, listener: SocketAddr, name: Option<&str>) -> Option<usize> {
+        self.names.get(&listener)?.choose(name)
     }
 
     /// A fresh tag for a health-check timer (never 0, the tag of a server without one).
@@ -470,10 +508,12 @@ impl Routes {
             }
             route.release_if_idle();
         }
+        self.index_names();
         applied
     }
 
-    /// The route that listens on `addr`, among those in force.
+    /// The route that listens on `addr`, among those in force; of routes sharing it by
+    /// server name, the first (connections closed before their route is chosen count there).
     pub fn owner(&self, addr: SocketAddr) -> Option<usize> {
         self.routes
             .iter()

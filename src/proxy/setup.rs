@@ -75,6 +75,10 @@ impl Proxy {
         };
         for (index, route) in valid.routes.iter().enumerate() {
             for &addr in &route.listen {
+                // An address routes share by server name has one socket, of its first route.
+                if addr.port() != 0 && proxy.listeners.has(addr) {
+                    continue;
+                }
                 let socket = bind_listener(addr, route.settings.backlog, valid.global.workers > 1)
                     .map_err(|source| StartError::Bind { addr, source })?;
                 proxy

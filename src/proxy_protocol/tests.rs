@@ -3,6 +3,7 @@
 //! and mutated headers, and a comparison with the `ppp` crate.
 
 use super::*;
+use crate::test_rng::Rng;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 fn addr(s: &str) -> SocketAddr {
@@ -349,19 +350,12 @@ fn written_headers_read_back() {
     assert!(write_local(Version::Off).is_empty());
 }
 
-/// A small seeded generator (xorshift64*), so runs are repeatable.
-struct Rng(u64);
+/// Random addresses for generated headers.
+trait RandomAddr {
+    fn addr(&mut self) -> SocketAddr;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+impl RandomAddr for Rng {
     fn addr(&mut self) -> SocketAddr {
         let ip = if self.below(2) == 0 {
             IpAddr::V4(Ipv4Addr::from(self.next() as u32))

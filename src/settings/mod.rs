@@ -64,6 +64,8 @@ pub enum Section {
     Balancing,
     /// Who the client is: the PROXY protocol.
     Identity,
+    /// Choosing a route by the TLS server name.
+    Routing,
     /// Who may connect, how often, how fast.
     Limits,
     /// Running and observing the proxy.

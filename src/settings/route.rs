@@ -8,6 +8,7 @@
 use super::kinds::{Choice, Cidr, Dur, DurBetween, List, Named, Optional, Size, Switch, Whole};
 use crate::limits::{Rate, RateKind};
 use crate::proxy_protocol::Version;
+use crate::server_names::{NameKind, NamePattern};
 use std::time::Duration;
 
 /// Largest accepted buffer size.
@@ -126,6 +127,20 @@ crate::settings! {
         /// PROXY header sent to every server before the client's bytes.
         send_proxy: Version = Version::Off, Choice::new(), "off|v1|v2", Identity,
             "send a PROXY header carrying the client to the upstream";
+        /// Server names this route takes on a listen address it may share with other
+        /// routes: `a.example.com`, `*.a.example.com` (any depth below), `*` (anything
+        /// else, no name, not TLS). Set, the route reads each client's TLS ClientHello
+        /// before choosing (nginx `ssl_preread`, HAProxy `req.ssl_sni`); TLS is not
+        /// terminated and the hello is forwarded unchanged.
+        sni: Vec<NamePattern> = Vec::new(), List(NameKind), "NAME", Routing,
+            "take TLS clients asking for these server names\n(a.test, *.a.test, *; repeatable)";
+        /// Time from accept within which the whole ClientHello must arrive (with `sni`).
+        preread_timeout: Duration = Duration::from_secs(5), Dur, "DUR", Routing,
+            "time allowed for the ClientHello, from accept";
+        /// Most bytes of TLS records the ClientHello may take (with `sni`; at most
+        /// `buffer_size`, as the hello waits in the client → upstream buffer).
+        preread_max: usize = 16 * 1024, Size::new(256, 1 << 20), "SIZE", Routing,
+            "largest ClientHello read (at most --buffer-size)";
         /// When set, only clients in these networks are served.
         allow: Vec<ipnet::IpNet> = Vec::new(), List(Cidr), "CIDR", Limits,
             "serve only clients in these networks (repeatable)";

@@ -14,6 +14,7 @@
 pub mod headers;
 pub mod logs;
 pub mod peers;
+pub mod tls;
 
 use ringproxy::config::{Config, UpstreamSpec, raise_fd_limit};
 use ringproxy::proxy::{Handle, Proxy};
@@ -45,6 +46,19 @@ pub fn setup() {
 /// `127.0.0.1:0`.
 pub fn v4_any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
+}
+
+/// A loopback address whose port was free a moment ago (for routes that share one).
+pub fn free_addr() -> SocketAddr {
+    peers::free_ports(1)[0]
+}
+
+/// `sni` patterns as written.
+pub fn server_names(patterns: &[&str]) -> Vec<ringproxy::server_names::NamePattern> {
+    patterns
+        .iter()
+        .map(|p| ringproxy::server_names::NamePattern::parse(p).expect("a server name pattern"))
+        .collect()
 }
 
 /// `[::1]:0`.
@@ -155,6 +169,28 @@ impl Settings {
         self
     }
 
+    /// The first route takes only TLS clients asking for `patterns` (`sni`).
+    pub fn sni(mut self, patterns: &[&str]) -> Settings {
+        self.config.route().settings.sni = server_names(patterns);
+        self
+    }
+
+    /// Adds a route `name` on the first route's listen addresses and with its settings,
+    /// taking the server names `patterns` to `upstreams`.
+    pub fn sni_route(
+        mut self,
+        name: &str,
+        patterns: &[&str],
+        upstreams: &[SocketAddr],
+    ) -> Settings {
+        let mut route = self.config.routes[0].clone();
+        route.name = name.to_string();
+        route.settings.sni = server_names(patterns);
+        route.upstreams = upstreams.iter().copied().map(UpstreamSpec::from).collect();
+        self.config.routes.push(route);
+        self
+    }
+
     /// Most pairs at once.
     pub fn max_conns(mut self, max: usize) -> Settings {
         self.config.global.max_conns = Some(max);
@@ -206,6 +242,11 @@ impl TestProxy {
     /// A proxy with default settings forwarding to `upstreams`.
     pub fn to(upstreams: &[SocketAddr]) -> TestProxy {
         TestProxy::start(config(upstreams))
+    }
+
+    /// The loop's handle: reload, drain, listen addresses.
+    pub fn handle(&self) -> &Handle {
+        &self.stopper
     }
 
     /// True while the loop thread has neither returned nor panicked.

@@ -31,6 +31,7 @@ pub enum Peer {
     Haproxy,
     Nginx,
     Curl,
+    Openssl,
 }
 
 impl Peer {
@@ -39,6 +40,7 @@ impl Peer {
             Peer::Haproxy => "haproxy",
             Peer::Nginx => "nginx",
             Peer::Curl => "curl",
+            Peer::Openssl => "openssl",
         }
     }
 
@@ -48,6 +50,7 @@ impl Peer {
             Peer::Haproxy => "haproxy",
             Peer::Nginx => "nginx libnginx-mod-stream",
             Peer::Curl => "curl",
+            Peer::Openssl => "openssl",
         }
     }
 
@@ -150,7 +153,7 @@ impl Drop for TempDir {
 }
 
 /// `n` distinct loopback addresses that were free a moment ago.
-fn free_ports(n: usize) -> Vec<SocketAddr> {
+pub fn free_ports(n: usize) -> Vec<SocketAddr> {
     let held: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
         .collect();
@@ -181,7 +184,7 @@ impl Server {
     /// Starts `peer` listening on `ports` fresh loopback addresses: `config` writes its
     /// configuration into the directory for those addresses and returns the arguments to
     /// run it with. A port taken between the choice and the bind is retried with new ones.
-    fn start(
+    pub fn start(
         peer: Peer,
         ports: usize,
         config: impl Fn(&TempDir, &[SocketAddr]) -> Vec<String>,
@@ -344,23 +347,30 @@ impl Nginx {
 /// Runs `curl` with `args` (after `--silent --show-error --noproxy '*'`, so that no proxy
 /// from the environment is used); it is killed if it has not finished `within`.
 pub fn curl(args: &[&str], within: Duration) -> Output {
-    let program = Peer::Curl.path().unwrap_or_else(|e| panic!("{e}"));
     let secs = within.as_secs().max(1).to_string();
+    let quiet = [
+        "--silent",
+        "--show-error",
+        "--noproxy",
+        "*",
+        "--max-time",
+        &secs,
+    ];
+    let args: Vec<&str> = quiet.iter().chain(args).copied().collect();
+    run(Peer::Curl, &args, within)
+}
+
+/// Runs `peer` with `args` and stdin closed, collecting its output; it is killed (and the
+/// test fails) if it has not finished `within` (plus 5 s of grace).
+pub fn run(peer: Peer, args: &[&str], within: Duration) -> Output {
+    let program = peer.path().unwrap_or_else(|e| panic!("{e}"));
     let child = Command::new(program)
-        .args([
-            "--silent",
-            "--show-error",
-            "--noproxy",
-            "*",
-            "--max-time",
-            &secs,
-        ])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn curl");
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", peer.program()));
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -371,7 +381,10 @@ pub fn curl(args: &[&str], within: Duration) -> Output {
         Err(_) => {
             // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            panic!("curl {args:?} did not finish within {within:?}");
+            panic!(
+                "{} {args:?} did not finish within {within:?}",
+                peer.program()
+            );
         }
     }
 }

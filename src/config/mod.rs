@@ -9,7 +9,11 @@
 //! turns the location into a flag, the file into a line. Names are resolved afterwards, off
 //! the loops, by [`ValidConfig::resolve`](crate::resolve).
 
-use crate::settings::kinds::{HOST_PORT, quote};
+mod shared;
+
+pub use shared::{Clash, PREROUTE_KEYS, name_tables};
+
+use crate::settings::kinds::{HOST_PORT, quote, size_str};
 use crate::settings::{Global, RouteSettings, ServerOptions};
 use std::fmt;
 use std::net::SocketAddr;
@@ -111,6 +115,7 @@ impl Config {
         for (i, route) in self.routes.iter().enumerate() {
             self.validate_route(i, route)?;
         }
+        self.validate_shared()?;
         Ok(ValidConfig(self))
     }
 
@@ -129,8 +134,10 @@ impl Config {
             return Err(at(Location::Listen(i))(Problem::NoListen));
         }
         for (j, addr) in route.listen.iter().enumerate() {
-            if let Some(other) = self.listened_before(i, j) {
-                let other = (other != i).then_some(other);
+            if let Some(other) = self.listened_before(i, j)
+                && (other == i || !shared::may_share(route, &self.routes[other]))
+            {
+                let other = (other != i).then(|| self.named(other));
                 let problem = Problem::ListenTwice { addr: *addr, other };
                 return Err(at(Location::ListenAddr(i, j))(problem));
             }
@@ -231,11 +238,18 @@ impl ValidConfig {
     }
 
     /// The same configuration with each listen address of port 0 replaced by the address
-    /// actually bound for it (`bound`, in route order). Stays valid: a bound port is unique.
+    /// actually bound for it (`bound`, in route order, an address routes share once). Stays
+    /// valid: a bound port is unique.
     pub fn with_bound(&self, bound: &[SocketAddr]) -> ValidConfig {
         let mut config = self.0.clone();
+        let mut seen = Vec::new();
         let listen = config.routes.iter_mut().flat_map(|r| r.listen.iter_mut());
-        for (addr, actual) in listen.zip(bound) {
+        let unique = listen.filter(|addr| {
+            let repeated = addr.port() != 0 && seen.contains(&**addr);
+            seen.push(**addr);
+            !repeated
+        });
+        for (addr, actual) in unique.zip(bound) {
             if addr.port() == 0 && addr.ip() == actual.ip() {
                 *addr = *actual;
             }
@@ -299,12 +313,39 @@ pub enum Problem {
     },
     /// A route without a listen address.
     NoListen,
-    /// An address listened on twice: by route `other`, or (`None`) by this route.
+    /// An address listened on twice: by route `other` (index, name) without `sni` on both,
+    /// or (`None`) by this route.
     ListenTwice {
         /// The address.
         addr: SocketAddr,
         /// The other route, if it is not this one.
-        other: Option<usize>,
+        other: Option<RouteRef>,
+    },
+    /// A server name claimed twice on one address: by route `other`, or (`None`) by this
+    /// route.
+    NameClaimedTwice {
+        /// The name as written.
+        pattern: String,
+        /// The address.
+        addr: SocketAddr,
+        /// The route that claimed it first, if it is not this one.
+        other: Option<RouteRef>,
+    },
+    /// A setting read before the route is chosen differs between routes of one address.
+    PrerouteDiffers {
+        /// The address.
+        addr: SocketAddr,
+        /// The first route of the address.
+        other: RouteRef,
+        /// This route's value and the first route's, as TOML literals.
+        values: Box<(String, String)>,
+    },
+    /// `preread_max` over `buffer_size`.
+    PrereadOverBuffer {
+        /// The route's buffer size.
+        buffer_size: usize,
+        /// Its `preread_max`.
+        preread_max: usize,
     },
     /// A pool without servers.
     NoServers,
@@ -337,14 +378,55 @@ impl fmt::Display for Problem {
             Problem::NoListen => f.write_str(
                 "no listen address: expected at least one address, such as \"127.0.0.1:8080\"",
             ),
-            Problem::ListenTwice { addr, other } => {
-                let whose = other.map_or_else(|| "this route".into(), |r| format!("route[{r}]"));
-                write!(
-                    f,
-                    "expected each listen address in one place, but {addr} is also listened \
-                     on by {whose}"
-                )
-            }
+            Problem::ListenTwice { addr, other: None } => write!(
+                f,
+                "expected each listen address in one place, but {addr} is also listened on by \
+                 this route"
+            ),
+            Problem::ListenTwice {
+                addr,
+                other: Some(other),
+            } => write!(
+                f,
+                "expected each listen address in one place unless every route on it sets \
+                 `sni`, but {addr} is also listened on by {}",
+                route_named(other)
+            ),
+            Problem::NameClaimedTwice {
+                pattern,
+                addr,
+                other,
+            } => write!(
+                f,
+                "expected each server name once per listen address, but {} on {addr} is also \
+                 taken by {}",
+                quote(pattern),
+                other
+                    .as_ref()
+                    .map_or_else(|| "this route".into(), route_named)
+            ),
+            Problem::PrerouteDiffers {
+                addr,
+                other,
+                values,
+            } => write!(
+                f,
+                "expected the same value on every route listening on {addr} (it applies before \
+                 a route is chosen), but {} has {} and this route {}",
+                route_named(other),
+                values.1,
+                values.0
+            ),
+            Problem::PrereadOverBuffer {
+                buffer_size,
+                preread_max,
+            } => write!(
+                f,
+                "expected at most buffer_size ({}), as the ClientHello waits in the client to \
+                 upstream buffer, got {}",
+                size_str(*buffer_size),
+                size_str(*preread_max)
+            ),
             Problem::NoServers => f.write_str("expected at least one server"),
             Problem::ServerTwice { addr } => write!(
                 f,
@@ -356,6 +438,14 @@ impl fmt::Display for Problem {
             Problem::OutOfRange { expected, got } => write!(f, "expected {expected}, got {got}"),
         }
     }
+}
+
+/// Another route a problem names: its index and name (boxed, to keep errors small).
+pub type RouteRef = Box<(usize, String)>;
+
+/// A route as messages name it: `route[1] "b"`.
+fn route_named(route: &RouteRef) -> String {
+    format!("route[{}] {}", route.0, quote(&route.1))
 }
 
 /// A broken rule and where: `route[1].listen[0]: expected each listen address in one place, …`.
@@ -450,8 +540,8 @@ mod tests {
         );
         c.routes[1].name = "b".into();
         assert!(broken(c.clone()).starts_with(
-            "route[1].listen[0]: expected each listen address in one place, but \
-             127.0.0.1:8080 is also listened on by route[0]"
+            "route[1].listen[0]: expected each listen address in one place unless every route \
+             on it sets `sni`, but 127.0.0.1:8080 is also listened on by route[0] \"default\""
         ));
         c.routes[1].listen = vec!["127.0.0.1:1".parse().unwrap(); 2];
         assert!(broken(c.clone()).ends_with("also listened on by this route"));
