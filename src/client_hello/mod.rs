@@ -281,7 +281,8 @@ fn server_name(r: &mut Payload<'_>, len: usize) -> Result<Option<String>, HelloE
     while r.left() > end {
         let kind = r.u8("server name type")?;
         let n = usize::from(r.u16("server name length")?);
-        if n > r.left() - end {
+        // The entry's own header may already run past the list.
+        if end + n > r.left() {
             return Err(HelloError::Malformed("server name length"));
         }
         // Other name types, and host names after the first, are skipped (as nginx and
@@ -318,7 +319,7 @@ fn alpn(r: &mut Payload<'_>, len: usize) -> Result<String, HelloError> {
     let mut joined = Vec::with_capacity(list);
     while r.left() > end {
         let n = usize::from(r.u8("ALPN protocol length")?);
-        if n == 0 || n > r.left() - end {
+        if n == 0 || end + n > r.left() {
             return Err(HelloError::Malformed("ALPN protocol length"));
         }
         if !joined.is_empty() {

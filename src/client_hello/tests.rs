@@ -317,6 +317,24 @@ fn lengths_that_do_not_add_up() {
 }
 
 #[test]
+fn a_name_entry_running_past_its_list_is_refused() {
+    // Found by the fuzzer: one byte left in the list, then the entry header (3 bytes) read
+    // past its end.
+    let mut s = spec("a.test");
+    s.alpn.clear();
+    s.names.push((0, Vec::new()));
+    let mut message = message(&s);
+    let list_at = 4 + 2 + 32 + 33 + 8 + 2 + 2 + 4;
+    let list = u16::from_be_bytes([message[list_at], message[list_at + 1]]);
+    // Shrink the list (and the extension) so that the second entry starts inside it but its
+    // header ends outside.
+    message[list_at..list_at + 2].copy_from_slice(&(list - 2).to_be_bytes());
+    message[list_at - 2..list_at].copy_from_slice(&list.to_be_bytes());
+    let got = scan(&framed(&message, || 1000), MAX);
+    assert!(matches!(got, Err(HelloError::Malformed(_))), "{got:?}");
+}
+
+#[test]
 fn duplicate_extensions_are_refused() {
     let mut s = spec("a.test");
     s.alpn.clear();
