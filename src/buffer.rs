@@ -4,8 +4,8 @@
 //! A direction reads its source into the buffer while it has room, writes the buffer to its
 //! destination while it holds bytes, and reports its fill level and capacity for metrics and
 //! the access log. Storage comes from a per-route pool only while bytes are in flight, so an
-//! idle connection holds none. [`Ring`] with [`BufferPool`] implements it in user space; a
-//! kernel pipe is the second implementation the splice engine adds.
+//! idle connection holds none. [`Ring`] with [`BufferPool`] implements it in user space;
+//! [`crate::engine::Engine`] is a ring or a kernel pipe ([`crate::pipe`]), per direction.
 //!
 //! Invariants every implementation keeps: `len() <= capacity()`; bytes come out in the order
 //! they went in; storage is returned only while empty (or released with its pair);
@@ -14,7 +14,39 @@
 use crate::io::{self, Progress};
 use crate::ring::{BufferPool, Ring};
 use crate::stats::IoStats;
+use rustix::fd::AsFd;
 use std::io::{Read, Write};
+
+/// What a direction remembers about the kind of storage to take, for buffers with more
+/// than one kind ([`crate::engine::Engine`]): two bytes, kept in the direction so that an
+/// idle connection stays small. A plain ring ignores it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Choice {
+    /// Kind-specific flags.
+    pub flags: u8,
+    /// A running count the buffer keeps (full reads in a row, for `auto`).
+    pub streak: u8,
+}
+
+impl Choice {
+    /// Set while the bytes must be readable in user space ([`Buffer::front`]): while a PROXY
+    /// header or a ClientHello is read.
+    pub const USER_SPACE: u8 = 1;
+
+    /// Sets or clears `flag`.
+    pub fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+
+    /// True when `flag` is set.
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
 
 /// One direction's buffer.
 pub trait Buffer {
@@ -27,6 +59,10 @@ pub trait Buffer {
     fn capacity(&self) -> usize;
     /// True when it has storage from the pool.
     fn has_storage(&self) -> bool;
+    /// True when its storage is in the kernel (a pipe), not in user space.
+    fn in_kernel(&self) -> bool {
+        false
+    }
     /// True when no byte is held.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -44,8 +80,9 @@ pub trait Buffer {
     /// follows it in one slice (a ClientHello after a PROXY header).
     fn discard(&mut self, n: usize);
     /// Takes storage from `pool` unless it has some already: call before reading. False
-    /// when it has none and the pool's budget is used up (the direction waits).
-    fn take_storage(&mut self, pool: &mut Self::Pool) -> bool;
+    /// when it has none and the pool's budget is used up (the direction waits). `choice` is
+    /// the direction's memory of which kind to take, for buffers with several.
+    fn take_storage(&mut self, pool: &mut Self::Pool, choice: &mut Choice) -> bool;
     /// True when [`Buffer::take_storage`] would succeed now.
     fn storage_available(pool: &Self::Pool) -> bool;
     /// Gives its storage back to `pool` if it is empty: call after a round of I/O.
@@ -53,10 +90,18 @@ pub trait Buffer {
     /// Gives its storage back to `pool` whatever it holds (the connection is gone).
     fn release_storage(&mut self, pool: &mut Self::Pool);
     /// Reads at most `limit` bytes from `src`, until full, the source would block, ends or
-    /// fails.
-    fn fill_from<R: Read>(&mut self, src: &mut R, io: &mut IoStats, limit: usize) -> Progress;
+    /// fails (`pool`: where storage comes from if its kind must change on the way; `choice`
+    /// learns from what was read).
+    fn fill_from<R: Read + AsFd>(
+        &mut self,
+        src: &mut R,
+        io: &mut IoStats,
+        limit: usize,
+        pool: &mut Self::Pool,
+        choice: &mut Choice,
+    ) -> Progress;
     /// Writes to `dst` until empty, the destination would block or fails.
-    fn drain_into<W: Write>(&mut self, dst: &mut W, io: &mut IoStats) -> Progress;
+    fn drain_into<W: Write + AsFd>(&mut self, dst: &mut W, io: &mut IoStats) -> Progress;
 }
 
 impl Buffer for Ring {
@@ -78,7 +123,7 @@ impl Buffer for Ring {
         self.consume(n.min(self.filled().0.len()));
         self.compact();
     }
-    fn take_storage(&mut self, pool: &mut BufferPool) -> bool {
+    fn take_storage(&mut self, pool: &mut BufferPool, _choice: &mut Choice) -> bool {
         pool.fill(self)
     }
     fn storage_available(pool: &BufferPool) -> bool {
@@ -90,10 +135,17 @@ impl Buffer for Ring {
     fn release_storage(&mut self, pool: &mut BufferPool) {
         pool.release(self);
     }
-    fn fill_from<R: Read>(&mut self, src: &mut R, stats: &mut IoStats, limit: usize) -> Progress {
+    fn fill_from<R: Read + AsFd>(
+        &mut self,
+        src: &mut R,
+        stats: &mut IoStats,
+        limit: usize,
+        _pool: &mut BufferPool,
+        _choice: &mut Choice,
+    ) -> Progress {
         io::fill_at_most(self, src, stats, limit)
     }
-    fn drain_into<W: Write>(&mut self, dst: &mut W, stats: &mut IoStats) -> Progress {
+    fn drain_into<W: Write + AsFd>(&mut self, dst: &mut W, stats: &mut IoStats) -> Progress {
         io::drain_into(self, dst, stats)
     }
 }

@@ -4,6 +4,7 @@
 
 use ringproxy::cli::{self, Command, Source};
 use ringproxy::config::raise_fd_limit;
+use ringproxy::engine::EngineMode;
 use ringproxy::{file, workers};
 use std::process::ExitCode;
 
@@ -40,6 +41,15 @@ fn main() -> ExitCode {
     if check {
         for warning in config.warnings() {
             eprintln!("ringproxy: warning: {warning}");
+        }
+        for route in config
+            .routes
+            .iter()
+            .filter(|r| r.settings.engine != EngineMode::Ring)
+        {
+            let engine =
+                ringproxy::engine::describe(route.settings.engine, route.settings.buffer_size);
+            eprintln!("ringproxy: route {}: {engine}", route.name);
         }
         print!("{}", file::render(&config));
         return ExitCode::SUCCESS;

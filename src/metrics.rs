@@ -23,6 +23,7 @@
 //! | `ringproxy_retries_total` | counter | `route` |
 //! | `ringproxy_accept_pauses_total` | counter | `route` |
 //! | `ringproxy_client_table_full_total` | counter | `route` |
+//! | `ringproxy_pipe_fallbacks_total` | counter | `route` |
 //! | `ringproxy_backpressure_stall_seconds_total` | counter | `route`, `direction` |
 //! | `ringproxy_upstream_connects_total` | counter | `route`, `server` |
 //! | `ringproxy_upstream_connections_active` | gauge | `route`, `server` |
@@ -37,6 +38,7 @@
 //! | `ringproxy_io_would_block_total` | counter | `op` (`read`, `write`) |
 //! | `ringproxy_io_partial_writes_total` | counter | |
 //! | `ringproxy_ring_bytes` | gauge | `state` (`in_use`, `free`) |
+//! | `ringproxy_pipes` | gauge | `state` (`in_use`, `free`) |
 //! | `ringproxy_access_log_dropped_total` | counter | |
 //! | `ringproxy_log_dropped_total` | counter | |
 //! | `ringproxy_budget_bytes` | gauge | `state` (`in_use`, `limit`) |
@@ -275,6 +277,14 @@ fn route_families(out: &mut Out, snapshots: &[Snapshot]) {
     route_family(
         out,
         snapshots,
+        "ringproxy_pipe_fallbacks_total",
+        "Directions that wanted a kernel pipe and used a ring for the rest of the connection.",
+        "counter",
+        |out, w, r| out.route_sample(w, r, &[], r.stats.pipe_fallbacks),
+    );
+    route_family(
+        out,
+        snapshots,
         "ringproxy_backpressure_stall_seconds_total",
         "Time a direction's ring was full, stopping reads from its source.",
         "counter",
@@ -403,6 +413,16 @@ fn ring_families(out: &mut Out, snapshots: &[Snapshot]) {
     for s in snapshots {
         out.sample(name, s.worker, &[("state", "in_use")], s.rings.bytes_in_use);
         out.sample(name, s.worker, &[("state", "free")], s.rings.bytes_free);
+    }
+    let name = "ringproxy_pipes";
+    out.header(
+        name,
+        "Kernel pipes serving as a direction's buffer (in_use) or kept for reuse (free).",
+        "gauge",
+    );
+    for s in snapshots {
+        out.sample(name, s.worker, &[("state", "in_use")], s.rings.pipes_in_use);
+        out.sample(name, s.worker, &[("state", "free")], s.rings.pipes_free);
     }
 
     let name = "ringproxy_access_log_dropped_total";
@@ -1117,6 +1137,7 @@ mod tests {
                 retries: 2,
                 accept_pauses: 0,
                 client_table_full: 0,
+                pipe_fallbacks: 0,
                 stalled_to_upstream: Duration::from_millis(1500),
                 stalled_to_client: Duration::from_millis(250),
             },
@@ -1215,7 +1236,7 @@ mod tests {
                 families.push((name.to_owned(), kind.to_owned()));
             }
         }
-        assert_eq!(families.len(), 26);
+        assert_eq!(families.len(), 28);
         for (i, (name, kind)) in families.iter().enumerate() {
             assert!(
                 families[..i].iter().all(|(n, _)| n != name),
@@ -1284,7 +1305,7 @@ mod tests {
     fn empty_input_renders_only_headers() {
         let text = render(&[]);
         assert!(text.lines().all(|l| l.starts_with("# ")));
-        assert_eq!(text.matches("# TYPE ").count(), 26);
+        assert_eq!(text.matches("# TYPE ").count(), 28);
     }
 
     #[test]

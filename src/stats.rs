@@ -63,6 +63,8 @@ pub struct RouteStats {
     pub accept_pauses: u64,
     /// Clients refused because the per-client table was full of live clients.
     pub client_table_full: u64,
+    /// Directions that wanted a kernel pipe and used a ring for the rest of the connection.
+    pub pipe_fallbacks: u64,
     /// Time directions spent stalled by backpressure (ring full), client → upstream.
     pub stalled_to_upstream: Duration,
     /// Same, upstream → client.
@@ -106,6 +108,10 @@ pub struct RingSnapshot {
     pub bytes_in_use: u64,
     /// Bytes of ring storage kept in the pool for reuse.
     pub bytes_free: u64,
+    /// Kernel pipes serving as a direction's buffer now.
+    pub pipes_in_use: u64,
+    /// Empty pipes kept for reuse.
+    pub pipes_free: u64,
     /// Non-cumulative counts of rings holding storage by fill ratio: bucket `i` counts rings
     /// with ratio ≤ `OCCUPANCY_BOUNDS[i]` and above the previous bound.
     pub occupancy: [u64; OCCUPANCY_BOUNDS.len()],

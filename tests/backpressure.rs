@@ -95,7 +95,6 @@ fn check_bounded_while_stalled(proxy: &BinProxy, baseline_kib: u64, stalls: &Rec
     previous.unwrap()
 }
 
-#[test]
 fn slow_client_stalls_the_backend_and_bounds_proxy_memory() {
     let (backend, accepted) = Backend::channel();
     let proxy = BinProxy::start(&["-u", &backend.addr.to_string(), "--buffer-size", "64KiB"]);
@@ -123,7 +122,6 @@ fn slow_client_stalls_the_backend_and_bounds_proxy_memory() {
     );
 }
 
-#[test]
 fn slow_backend_stalls_the_client_and_bounds_proxy_memory() {
     let (backend, accepted) = Backend::channel();
     let proxy = BinProxy::start(&["-u", &backend.addr.to_string(), "--buffer-size", "64KiB"]);
@@ -145,3 +143,8 @@ fn slow_backend_stalls_the_client_and_bounds_proxy_memory() {
     assert_eq!(written.load(Ordering::SeqCst), TOTAL);
     assert_eq!((got, end), (TOTAL, Ending::Eof));
 }
+
+each_engine!(
+    slow_client_stalls_the_backend_and_bounds_proxy_memory,
+    slow_backend_stalls_the_client_and_bounds_proxy_memory,
+);

@@ -13,7 +13,6 @@ use std::os::fd::BorrowedFd;
 use std::thread;
 use std::time::Duration;
 
-#[test]
 fn echo_round_trip() {
     let backend = Backend::echo();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -24,7 +23,6 @@ fn echo_round_trip() {
     proxy.stop();
 }
 
-#[test]
 fn many_messages_on_one_connection() {
     let backend = Backend::echo();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -40,7 +38,6 @@ fn many_messages_on_one_connection() {
     proxy.stop();
 }
 
-#[test]
 fn sixty_four_mib_each_way_at_once() {
     const TOTAL: u64 = 64 << 20;
     let backend = Backend::echo();
@@ -58,7 +55,6 @@ fn sixty_four_mib_each_way_at_once() {
     proxy.stop();
 }
 
-#[test]
 fn thousand_concurrent_connections_get_exactly_their_own_bytes() {
     const CONNS: usize = 1000;
     const READERS: usize = 8;
@@ -103,7 +99,6 @@ fn thousand_concurrent_connections_get_exactly_their_own_bytes() {
     proxy.stop();
 }
 
-#[test]
 fn ipv6_loopback() {
     setup();
     if TcpListener::bind("[::1]:0").is_err() {
@@ -163,7 +158,6 @@ fn proxy_socket_options<T>(
     (client_side, upstream_side)
 }
 
-#[test]
 fn tcp_nodelay_is_set_on_both_proxy_sockets() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -183,7 +177,6 @@ fn tcp_nodelay_is_set_on_both_proxy_sockets() {
     proxy.stop();
 }
 
-#[test]
 fn keepalive_is_set_on_both_proxy_sockets_when_asked_for() {
     let keepalive = |s: &SockRef| {
         let on = s.keepalive().ok()?;
@@ -229,7 +222,6 @@ fn keepalive_is_set_on_both_proxy_sockets_when_asked_for() {
     proxy.stop();
 }
 
-#[test]
 fn stopping_the_proxy_closes_open_connections() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -239,7 +231,6 @@ fn stopping_the_proxy_closes_open_connections() {
     expect_closed(&mut upstream, Duration::from_secs(5));
 }
 
-#[test]
 fn tiny_buffers_forward_every_byte_in_order() {
     // Rings of 1 and 7 bytes wrap on almost every read; an odd size just over a page too.
     for (buffer_size, total) in [(1usize, 20_000u64), (7, 200_000), (4099, 2 << 20)] {
@@ -265,7 +256,6 @@ fn tiny_buffers_forward_every_byte_in_order() {
     }
 }
 
-#[test]
 fn concurrent_bulk_transfers_do_not_mix() {
     // Sixteen connections stream 4 MiB each way at once: rings wrap, fill and empty on many
     // pairs at the same time, so a buffer handed to two rings would show as foreign bytes.
@@ -296,7 +286,6 @@ fn concurrent_bulk_transfers_do_not_mix() {
     proxy.stop();
 }
 
-#[test]
 fn a_saturating_connection_does_not_starve_another() {
     const TOTAL: u64 = 128 << 20;
     let backend = Backend::echo();
@@ -337,3 +326,17 @@ fn a_saturating_connection_does_not_starve_another() {
     );
     proxy.stop();
 }
+
+each_engine!(
+    echo_round_trip,
+    many_messages_on_one_connection,
+    sixty_four_mib_each_way_at_once,
+    thousand_concurrent_connections_get_exactly_their_own_bytes,
+    ipv6_loopback,
+    tcp_nodelay_is_set_on_both_proxy_sockets,
+    keepalive_is_set_on_both_proxy_sockets_when_asked_for,
+    stopping_the_proxy_closes_open_connections,
+    tiny_buffers_forward_every_byte_in_order,
+    concurrent_bulk_transfers_do_not_mix,
+    a_saturating_connection_does_not_starve_another,
+);

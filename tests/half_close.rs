@@ -10,7 +10,6 @@ use std::net::Shutdown;
 use std::thread;
 use std::time::Duration;
 
-#[test]
 fn client_half_close_gets_the_whole_reply_then_eof() {
     // 1 MiB: many times the 16 KiB ring, so the FIN must wait for the ring to drain.
     const TOTAL: u64 = 1 << 20;
@@ -29,7 +28,6 @@ fn client_half_close_gets_the_whole_reply_then_eof() {
     proxy.stop();
 }
 
-#[test]
 fn client_fin_reaches_the_backend_after_the_data_and_reply_still_flows() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -47,7 +45,6 @@ fn client_fin_reaches_the_backend_after_the_data_and_reply_still_flows() {
     proxy.stop();
 }
 
-#[test]
 fn upstream_half_close_client_gets_data_and_eof_and_can_still_send() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -77,7 +74,6 @@ fn upstream_half_close_client_gets_data_and_eof_and_can_still_send() {
     proxy.stop();
 }
 
-#[test]
 fn upstream_close_behind_megabytes_of_data_delivers_everything() {
     // The backend writes far more than the ring holds and then closes its socket outright:
     // the FIN arrives while megabytes are still queued, and must not overtake them.
@@ -96,3 +92,10 @@ fn upstream_close_behind_megabytes_of_data_delivers_everything() {
     assert_eq!((got, end), (TOTAL, Ending::Eof));
     proxy.stop();
 }
+
+each_engine!(
+    client_half_close_gets_the_whole_reply_then_eof,
+    client_fin_reaches_the_backend_after_the_data_and_reply_still_flows,
+    upstream_half_close_client_gets_data_and_eof_and_can_still_send,
+    upstream_close_behind_megabytes_of_data_delivers_everything,
+);

@@ -21,8 +21,9 @@ struct Running {
 }
 
 impl Running {
-    fn start(config: Config) -> Running {
+    fn start(mut config: Config) -> Running {
         setup();
+        use_engine(&mut config);
         let proxy =
             Proxy::bind(config.prepare().expect("a valid configuration")).expect("the proxy binds");
         let handle = proxy.handle();
@@ -120,7 +121,6 @@ impl Stream {
     }
 }
 
-#[test]
 fn two_routes_on_one_proxy_reach_their_own_pools() {
     let (a, b) = (named(b'a'), named(b'b'));
     let proxy = Running::start(two_routes(&a, &b));
@@ -130,7 +130,6 @@ fn two_routes_on_one_proxy_reach_their_own_pools() {
     assert_eq!(open(addrs[1]).1, b'b');
 }
 
-#[test]
 fn reload_adds_removes_and_changes_routes_without_disturbing_streams() {
     let (a, b, c) = (named(b'a'), named(b'b'), named(b'c'));
     let mut config = two_routes(&a, &b);
@@ -170,7 +169,6 @@ fn reload_adds_removes_and_changes_routes_without_disturbing_streams() {
     on_beta.finish();
 }
 
-#[test]
 fn reload_that_cannot_bind_changes_nothing() {
     let (a, b) = (named(b'a'), named(b'b'));
     let config = two_routes(&a, &b);
@@ -196,7 +194,6 @@ fn write_config(path: &std::path::Path, listen: SocketAddr, server: SocketAddr) 
     std::fs::write(path, text).unwrap();
 }
 
-#[test]
 fn sighup_rereads_the_file_and_a_broken_file_keeps_the_old_config() {
     let (a, b) = (named(b'a'), named(b'b'));
     let dir = std::env::temp_dir().join(format!("ringproxy-hup-{}", std::process::id()));
@@ -240,7 +237,6 @@ fn sighup_rereads_the_file_and_a_broken_file_keeps_the_old_config() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
 fn sigterm_drains_open_connections_and_refuses_new_ones() {
     let backend = Backend::echo();
     let mut proxy = BinProxy::start(&["-u", &backend.addr.to_string(), "--drain-timeout", "10s"]);
@@ -273,7 +269,6 @@ fn sigterm_drains_open_connections_and_refuses_new_ones() {
     );
 }
 
-#[test]
 fn a_second_signal_stops_at_once_and_the_drain_timeout_cuts() {
     let backend = Backend::echo();
     let mut proxy = BinProxy::start(&["-u", &backend.addr.to_string(), "--drain-timeout", "200ms"]);
@@ -304,7 +299,6 @@ fn a_second_signal_stops_at_once_and_the_drain_timeout_cuts() {
     expect_closed(&mut client, IO_TIMEOUT);
 }
 
-#[test]
 fn access_log_names_every_ending() {
     let dir = std::env::temp_dir().join(format!("ringproxy-log-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -383,7 +377,6 @@ fn access_log_names_every_ending() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
 fn json_access_log_lines_are_objects() {
     let dir = std::env::temp_dir().join(format!("ringproxy-json-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -419,7 +412,6 @@ fn http(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&data).into_owned()
 }
 
-#[test]
 fn metrics_report_known_traffic_and_reject_bad_requests() {
     let backend = Backend::echo();
     let refusing = Refusing::new();
@@ -492,7 +484,6 @@ fn metrics_report_known_traffic_and_reject_bad_requests() {
     round_trip(&mut c, b"still serving");
 }
 
-#[test]
 fn reload_applies_a_new_idle_timeout_to_new_connections_only() {
     let backend = Backend::echo();
     let mut config = Config::new(v4_any_port(), vec![UpstreamSpec::from(backend.addr)]);
@@ -513,7 +504,6 @@ fn reload_applies_a_new_idle_timeout_to_new_connections_only() {
     round_trip(&mut new, b"still open");
 }
 
-#[test]
 fn sigusr1_reopens_the_access_log_for_rotation() {
     let dir = std::env::temp_dir().join(format!("ringproxy-rotate-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -565,7 +555,6 @@ fn sigusr1_reopens_the_access_log_for_rotation() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
 fn invalid_configurations_are_refused_at_start_and_on_reload() {
     let backend = Backend::echo();
     let mut no_listen = Config::new(v4_any_port(), vec![UpstreamSpec::from(backend.addr)]);
@@ -591,3 +580,18 @@ fn invalid_configurations_are_refused_at_start_and_on_reload() {
     let mut c = connect(addrs[0]);
     round_trip(&mut c, b"still serving");
 }
+
+each_engine!(
+    two_routes_on_one_proxy_reach_their_own_pools,
+    reload_adds_removes_and_changes_routes_without_disturbing_streams,
+    reload_that_cannot_bind_changes_nothing,
+    sighup_rereads_the_file_and_a_broken_file_keeps_the_old_config,
+    sigterm_drains_open_connections_and_refuses_new_ones,
+    a_second_signal_stops_at_once_and_the_drain_timeout_cuts,
+    access_log_names_every_ending,
+    json_access_log_lines_are_objects,
+    metrics_report_known_traffic_and_reject_bad_requests,
+    reload_applies_a_new_idle_timeout_to_new_connections_only,
+    sigusr1_reopens_the_access_log_for_rotation,
+    invalid_configurations_are_refused_at_start_and_on_reload,
+);

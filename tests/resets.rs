@@ -21,7 +21,6 @@ fn still_serves(proxy: &TestProxy, accepted: &Accepted) {
     assert_eq!(read_exact_within(&mut client, 3, IO_TIMEOUT), b"yes");
 }
 
-#[test]
 fn client_reset_mid_stream_resets_the_backend() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -60,7 +59,6 @@ fn client_reset_mid_stream_resets_the_backend() {
     proxy.stop();
 }
 
-#[test]
 fn backend_reset_mid_stream_resets_the_client() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -86,7 +84,6 @@ fn backend_reset_mid_stream_resets_the_client() {
     proxy.stop();
 }
 
-#[test]
 fn client_reset_on_an_idle_pair_resets_the_backend() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -98,7 +95,6 @@ fn client_reset_on_an_idle_pair_resets_the_backend() {
     proxy.stop();
 }
 
-#[test]
 fn backend_reset_on_an_idle_pair_resets_the_client() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -110,7 +106,6 @@ fn backend_reset_on_an_idle_pair_resets_the_client() {
     proxy.stop();
 }
 
-#[test]
 fn many_resets_from_both_sides_leave_the_proxy_serving() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -140,7 +135,6 @@ fn many_resets_from_both_sides_leave_the_proxy_serving() {
     proxy.stop();
 }
 
-#[test]
 fn client_closing_without_reading_the_reply_resets_the_backend() {
     let (backend, accepted) = Backend::channel();
     let proxy = TestProxy::to(&[backend.addr]);
@@ -174,3 +168,12 @@ fn client_closing_without_reading_the_reply_resets_the_backend() {
     still_serves(&proxy, &accepted);
     proxy.stop();
 }
+
+each_engine!(
+    client_reset_mid_stream_resets_the_backend,
+    backend_reset_mid_stream_resets_the_client,
+    client_reset_on_an_idle_pair_resets_the_backend,
+    backend_reset_on_an_idle_pair_resets_the_client,
+    many_resets_from_both_sides_leave_the_proxy_serving,
+    client_closing_without_reading_the_reply_resets_the_backend,
+);

@@ -16,7 +16,6 @@ fn idle_proxy(upstream: std::net::SocketAddr) -> TestProxy {
     Settings::to(&[upstream]).idle_timeout(IDLE).start()
 }
 
-#[test]
 fn idle_client_is_closed_after_the_idle_timeout() {
     let backend = Backend::echo();
     let proxy = idle_proxy(backend.addr);
@@ -33,7 +32,6 @@ fn idle_client_is_closed_after_the_idle_timeout() {
     proxy.stop();
 }
 
-#[test]
 fn client_trickling_bytes_is_not_closed() {
     let backend = Backend::echo();
     let proxy = idle_proxy(backend.addr);
@@ -52,7 +50,6 @@ fn client_trickling_bytes_is_not_closed() {
     proxy.stop();
 }
 
-#[test]
 fn quiet_pair_half_closed_by_the_client_is_closed() {
     // The backend keeps its side open and says nothing after the client's FIN.
     let (backend, accepted) = Backend::channel();
@@ -75,7 +72,6 @@ fn quiet_pair_half_closed_by_the_client_is_closed() {
     proxy.stop();
 }
 
-#[test]
 fn quiet_pair_half_closed_by_the_upstream_is_closed() {
     // The client keeps its side open and says nothing after the backend's FIN.
     let (backend, accepted) = Backend::channel();
@@ -91,7 +87,6 @@ fn quiet_pair_half_closed_by_the_upstream_is_closed() {
     proxy.stop();
 }
 
-#[test]
 fn idle_close_is_logged_with_its_reason() {
     let backend = Backend::echo();
     let proxy = BinProxy::start(&[
@@ -111,3 +106,11 @@ fn idle_close_is_logged_with_its_reason() {
     assert!(line.contains("reason=idle-timeout"), "{line}");
     assert!(line.contains("to_upstream=5 to_client=5"), "{line}");
 }
+
+each_engine!(
+    idle_client_is_closed_after_the_idle_timeout,
+    client_trickling_bytes_is_not_closed,
+    quiet_pair_half_closed_by_the_client_is_closed,
+    quiet_pair_half_closed_by_the_upstream_is_closed,
+    idle_close_is_logged_with_its_reason,
+);

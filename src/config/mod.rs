@@ -473,9 +473,28 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The default `max_conns` for a descriptor limit: each pair costs two descriptors, after a
-/// small reserve (HAProxy derives `maxconn` from `ulimit -n` the same way).
-pub fn default_max_conns(fd_limit: u64) -> usize {
-    (fd_limit.saturating_sub(RESERVED_FDS) / 2).max(1) as usize
+/// small reserve (HAProxy derives `maxconn` from `ulimit -n` the same way); with pipes
+/// (`engine = "splice"` or `"auto"` on some route) four, leaving one pipe per connection.
+pub fn default_max_conns(fd_limit: u64, pipes: bool) -> usize {
+    let per_conn = if pipes { 4 } else { 2 };
+    (fd_limit.saturating_sub(RESERVED_FDS) / per_conn).max(1) as usize
+}
+
+/// How many pipes a process with `max_conns` connections may open within `fd_limit`
+/// descriptors: what the connections and the reserve leave, two descriptors a pipe.
+pub fn pipe_limit(fd_limit: u64, max_conns: usize) -> usize {
+    let used = RESERVED_FDS + 2 * max_conns as u64;
+    (fd_limit.saturating_sub(used) / 2) as usize
+}
+
+impl Config {
+    /// True when some route's directions may use kernel pipes.
+    pub fn uses_pipes(&self) -> bool {
+        use crate::engine::EngineMode;
+        self.routes
+            .iter()
+            .any(|r| r.settings.engine != EngineMode::Ring)
+    }
 }
 
 /// Raises the soft descriptor limit to the hard limit and returns the resulting soft limit.
@@ -505,9 +524,17 @@ mod tests {
 
     #[test]
     fn default_max_conns_leaves_a_reserve_and_halves() {
-        assert_eq!(default_max_conns(20_000), (20_000 - 32) / 2);
-        assert_eq!(default_max_conns(1024), 496);
-        assert_eq!(default_max_conns(10), 1);
+        assert_eq!(default_max_conns(20_000, false), (20_000 - 32) / 2);
+        assert_eq!(default_max_conns(1024, false), 496);
+        assert_eq!(default_max_conns(10, false), 1);
+        let with_pipes = default_max_conns(20_000, true);
+        assert_eq!(with_pipes, (20_000 - 32) / 4);
+        assert_eq!(
+            pipe_limit(20_000, with_pipes),
+            with_pipes,
+            "one pipe per connection"
+        );
+        assert_eq!(pipe_limit(1024, 496), 0);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! buffer has room (backpressure); FIN is passed on (`shutdown(Write)`) only after the
 //! buffer has drained; a direction's flow only moves forward (`Open` → `Eof` → `Shut`).
 
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, Choice};
 use crate::connect::ConnectCheck;
 use crate::error::CloseReason;
 use crate::io::Stop;
@@ -41,8 +41,9 @@ impl Side {
     }
 }
 
-/// A byte stream the pair can pump: a socket, or a scripted fake in tests.
-pub trait Stream: Read + Write {
+/// A byte stream the pair can pump: a socket, or a scripted fake in tests (its descriptor is
+/// for splicing; a fake's cannot be spliced).
+pub trait Stream: Read + Write + rustix::fd::AsFd {
     /// Sends FIN: no more bytes will be written.
     fn shutdown_write(&mut self) -> io::Result<()>;
     /// Whether a connecting socket has finished, after an event.
@@ -134,6 +135,8 @@ pub enum Flow {
 pub struct Direction<B> {
     buffer: B,
     flow: Flow,
+    /// Which kind of storage to take (in what would be padding).
+    choice: Choice,
     delivered: u64,
     peak: u32,
     /// The last read wanted storage the budget could not give.
@@ -148,6 +151,7 @@ impl<B: Buffer + Default> Default for Direction<B> {
         Direction {
             buffer: B::default(),
             flow: Flow::Open,
+            choice: Choice::default(),
             delivered: 0,
             peak: 0,
             starved: false,
@@ -166,6 +170,12 @@ impl<B: Buffer> Direction<B> {
     /// The buffer, to take a preread header out of it.
     pub(super) fn buffer_mut(&mut self) -> &mut B {
         &mut self.buffer
+    }
+
+    /// Whether what is read must stay readable in user space from the next storage on (a
+    /// PROXY header or a ClientHello before the upstream is chosen).
+    pub(super) fn need_user_space(&mut self, needed: bool) {
+        self.choice.set(Choice::USER_SPACE, needed);
     }
 
     /// Whether the source is still open.
@@ -244,10 +254,15 @@ impl<B: Buffer> Direction<B> {
         let may_read =
             self.flow == Flow::Open && (src.readable || src.read_closed) && allowance > 0;
         if may_read {
-            self.starved = !self.buffer.take_storage(pool);
+            self.starved = !self.buffer.take_storage(pool, &mut self.choice);
         }
         if may_read && !self.buffer.is_full() {
-            let p = self.buffer.fill_from(&mut src.stream, io, allowance);
+            let choice = &mut self.choice;
+            let p = self
+                .buffer
+                .fill_from(&mut src.stream, io, allowance, pool, choice);
+            // Changing kind on the way (a refused splice) may have left it without storage.
+            self.starved |= !self.buffer.has_storage();
             progressed |= p.moved > 0;
             read = p.moved;
             self.peak = self.peak.max(self.buffer.len() as u32);

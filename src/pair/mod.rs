@@ -462,6 +462,9 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         io: &mut IoStats,
         out: &mut Actions<S>,
     ) {
+        // What is read before the upstream is chosen must stay readable here.
+        let preread = self.awaiting_preread();
+        self.to_upstream.need_user_space(preread);
         let mut outcome = self.pump_rounds(now, pool, io);
         if self.awaiting_preread() {
             outcome = match outcome {

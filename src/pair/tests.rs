@@ -100,6 +100,15 @@ impl Stream for Fake {
     }
 }
 
+impl rustix::fd::AsFd for Fake {
+    /// `/dev/null`, opened once: a fake has no socket to splice.
+    fn as_fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        static NULL: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+        NULL.get_or_init(|| std::fs::File::open("/dev/null").expect("open /dev/null"))
+            .as_fd()
+    }
+}
+
 pub(super) fn fake(incoming: &[u8], write_room: usize) -> Fake {
     Fake {
         incoming: incoming.iter().copied().collect(),
@@ -637,4 +646,7 @@ fn an_idle_pair_stays_small() {
     // timer entries and slab slot included.
     let size = std::mem::size_of::<Pair<std::os::fd::OwnedFd>>();
     assert!(size <= 272, "Pair is {size} bytes");
+    // The loops' pairs, whose buffers may be rings or pipes.
+    let size = std::mem::size_of::<Pair<std::os::fd::OwnedFd, crate::engine::Engine>>();
+    assert!(size <= 272, "Pair with engines is {size} bytes");
 }

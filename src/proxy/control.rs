@@ -186,7 +186,7 @@ impl Proxy {
         }
         let mut global = valid.global.clone();
         global.workers = self.global.workers;
-        self.apply_global(&global)?;
+        self.apply_global(&global, valid.uses_pipes())?;
         let applied = self.routes.apply(config);
         let registry = self.poll.registry();
         let (opened, closed) =

@@ -26,6 +26,7 @@ mod snapshot;
 pub use control::{Command, Handle};
 
 use crate::access_log::AccessLog;
+use crate::engine::Engine;
 use crate::error::CloseReason;
 use crate::pair::{Actions, Pair, PairTimer, Spares};
 use crate::settings::Global;
@@ -149,7 +150,7 @@ pub struct Proxy {
     routes: Routes,
     listeners: Listeners,
     health: Health,
-    pairs: Slab<Pair<TcpStream>>,
+    pairs: Slab<Pair<TcpStream, Engine>>,
     /// What the pair being handled asked for; drained by `Proxy::act`.
     actions: Actions<TcpStream>,
     /// Attempt records kept for new pairs.
@@ -323,7 +324,7 @@ impl Proxy {
                 self.starved.pop_front();
                 continue;
             };
-            if !<crate::ring::Ring as crate::buffer::Buffer>::storage_available(
+            if !<Engine as crate::buffer::Buffer>::storage_available(
                 &self.routes[pair.route()].buffers,
             ) {
                 return;

@@ -9,10 +9,12 @@
 
 use crate::balance::Balancer;
 use crate::config;
+use crate::engine::Storage;
 use crate::error::CloseReason;
 use crate::health::{ActivePolicy, PassivePolicy};
 use crate::limits::{self, ClientKey, ClientTable, Refusal};
 use crate::pair::{ConnectPolicy, Failure, HelloPreread, Preread};
+use crate::pipe::{PipeCount, PipePool};
 use crate::proxy_protocol::Version;
 use crate::resolve::{ResolvedConfig, ResolvedServer};
 use crate::ring::{Budget, BufferPool};
@@ -30,6 +32,36 @@ use std::time::{Duration, Instant};
 
 /// Ring buffers a route keeps for reuse when no connection needs them.
 const MAX_FREE_BUFFERS: usize = 256;
+/// Empty pipes a route keeps for reuse (two descriptors each).
+const MAX_FREE_PIPES: usize = 64;
+
+/// What every route of a loop draws storage from: the ring byte budget (`max_buffered`)
+/// and the pipe count (descriptors).
+#[derive(Debug, Clone)]
+pub(super) struct Shares {
+    pub budget: Arc<Budget>,
+    pub pipes: Arc<PipeCount>,
+}
+
+impl Shares {
+    /// Fresh, empty storage for a route with `settings`.
+    fn storage(&self, settings: &RouteSettings) -> Storage {
+        Storage {
+            rings: BufferPool::new(
+                settings.buffer_size,
+                MAX_FREE_BUFFERS,
+                Arc::clone(&self.budget),
+            ),
+            pipes: PipePool::new(
+                settings.buffer_size,
+                MAX_FREE_PIPES,
+                Arc::clone(&self.pipes),
+            ),
+            mode: settings.engine,
+            fallbacks: 0,
+        }
+    }
+}
 /// Clients a route's per-client table holds in each worker (about 1.5 MiB once full).
 pub(super) const CLIENT_TABLE: usize = 16_384;
 
@@ -40,7 +72,7 @@ pub(super) struct RouteState {
     pub settings: RouteSettings,
     pub pool: Pool,
     pub balancer: Balancer,
-    pub buffers: BufferPool,
+    pub buffers: Storage,
     /// Open connections and connection rates per client (per worker).
     pub clients: ClientTable,
     pub stats: RouteStats,
@@ -51,18 +83,14 @@ pub(super) struct RouteState {
 }
 
 impl RouteState {
-    fn new(config: &ResolvedConfig, index: usize, seed: u64, budget: &Arc<Budget>) -> RouteState {
+    fn new(config: &ResolvedConfig, index: usize, seed: u64, shares: &Shares) -> RouteState {
         let route = &config.config().routes[index];
         let pool = Pool::new(config.servers(index));
         RouteState {
             name: route.name.clone(),
             listen: route.listen.clone(),
             balancer: Balancer::new(route.settings.balance, &pool, seed),
-            buffers: BufferPool::new(
-                route.settings.buffer_size,
-                MAX_FREE_BUFFERS,
-                Arc::clone(budget),
-            ),
+            buffers: shares.storage(&route.settings),
             clients: ClientTable::new(CLIENT_TABLE),
             settings: route.settings.clone(),
             stats: RouteStats::default(),
@@ -80,7 +108,7 @@ impl RouteState {
         config: &ResolvedConfig,
         index: usize,
         seed: u64,
-        budget: &Arc<Budget>,
+        shares: &Shares,
     ) -> bool {
         let route = &config.config().routes[index];
         let fresh = config.servers(index);
@@ -104,9 +132,9 @@ impl RouteState {
         }
         self.balancer = Balancer::new(route.settings.balance, &self.pool, seed);
         if route.settings.buffer_size != self.settings.buffer_size {
-            let budget = Arc::clone(budget);
-            self.buffers = BufferPool::new(route.settings.buffer_size, MAX_FREE_BUFFERS, budget);
+            self.buffers = shares.storage(&route.settings);
         }
+        self.buffers.mode = route.settings.engine;
         self.settings = route.settings.clone();
         self.listen = route.listen.clone();
         self.retired = false;
@@ -134,8 +162,11 @@ impl RouteState {
         }
         self.pool.servers = Vec::new();
         self.balancer = Balancer::new(self.settings.balance, &self.pool, 0);
-        let budget = Arc::clone(self.buffers.budget());
-        self.buffers = BufferPool::new(self.settings.buffer_size, MAX_FREE_BUFFERS, budget);
+        let shares = Shares {
+            budget: Arc::clone(self.buffers.rings.budget()),
+            pipes: Arc::clone(self.buffers.pipes.count()),
+        };
+        self.buffers = shares.storage(&self.settings);
         self.clients = ClientTable::new(CLIENT_TABLE);
         self.listen = Vec::new();
     }
@@ -363,7 +394,7 @@ impl RouteState {
         format!(
             "route {}: listening on {}, upstreams [{}], balance {}, buffer-size {} bytes per \
              direction, max-conns {max_conns} (descriptor limit {fd_limit}), connect-timeout \
-             {:?}, idle-timeout {:?}",
+             {:?}, idle-timeout {:?}, {}",
             self.name,
             listen.join(", "),
             servers.join(", "),
@@ -371,6 +402,7 @@ impl RouteState {
             s.buffer_size,
             s.connect_timeout,
             s.idle_timeout,
+            crate::engine::describe(s.engine, s.buffer_size),
         )
     }
 }
@@ -397,8 +429,8 @@ fn describe_server(server: &Upstream) -> String {
 pub(super) struct Routes {
     routes: Vec<RouteState>,
     seed: u64,
-    /// The ring storage all routes of the loop may hold.
-    pub budget: Arc<Budget>,
+    /// The ring storage and pipes all routes of the loop may hold.
+    pub shares: Shares,
     /// The last health-check tag given out.
     check_tags: u32,
     /// For each listen address whose routes choose by server name, its table (by route
@@ -417,14 +449,14 @@ pub(super) struct Applied {
 
 impl Routes {
     /// The routes of `config`; `seed` makes balancers of different workers differ.
-    pub fn new(config: &ResolvedConfig, seed: u64, budget: Arc<Budget>) -> Routes {
+    pub fn new(config: &ResolvedConfig, seed: u64, shares: Shares) -> Routes {
         let routes = (0..config.config().routes.len())
-            .map(|i| RouteState::new(config, i, seed, &budget))
+            .map(|i| RouteState::new(config, i, seed, &shares))
             .collect();
         let mut routes = Routes {
             routes,
             seed,
-            budget,
+            shares,
             check_tags: 0,
             names: HashMap::new(),
         };
@@ -476,15 +508,15 @@ impl Routes {
             match self.routes.iter().position(|r| r.name == route.name) {
                 Some(index) => {
                     let was_retired = self.routes[index].retired;
-                    let budget = &self.budget;
-                    if self.routes[index].reconfigure(config, i, self.seed, budget) || was_retired {
+                    let shares = &self.shares;
+                    if self.routes[index].reconfigure(config, i, self.seed, shares) || was_retired {
                         applied.changed += 1;
                     }
                     applied.plan.push(index);
                 }
                 None => {
                     applied.added += 1;
-                    let route = RouteState::new(config, i, self.seed, &self.budget);
+                    let route = RouteState::new(config, i, self.seed, &self.shares);
                     let plan = &applied.plan;
                     let free = (0..self.routes.len())
                         .find(|&r| self.routes[r].is_free() && !plan.contains(&r));
@@ -534,7 +566,7 @@ impl Routes {
     pub fn free_buffer_bytes(&self) -> u64 {
         self.routes
             .iter()
-            .map(|r| r.buffers.free_bytes() as u64)
+            .map(|r| r.buffers.rings.free_bytes() as u64)
             .sum()
     }
 }
@@ -557,6 +589,13 @@ mod tests {
     use super::*;
     use crate::config::{Config, UpstreamSpec};
 
+    fn test_shares() -> Shares {
+        Shares {
+            budget: Budget::new(usize::MAX),
+            pipes: PipeCount::new(0),
+        }
+    }
+
     fn config(route: &str, first_port: u16) -> ResolvedConfig {
         let servers = (0..5)
             .map(|i| UpstreamSpec::new(format!("127.0.0.1:{}", first_port + i)))
@@ -568,7 +607,7 @@ mod tests {
 
     #[test]
     fn churning_reloads_reuse_the_slots_of_servers_and_routes_nothing_refers_to() {
-        let mut routes = Routes::new(&config("a", 1000), 1, Budget::new(usize::MAX));
+        let mut routes = Routes::new(&config("a", 1000), 1, test_shares());
         for i in 1..3000u16 {
             let applied = routes.apply(&config("a", 1000 + 5 * (i % 600)));
             assert_eq!(applied.plan, vec![0]);
@@ -595,7 +634,7 @@ mod tests {
 
     #[test]
     fn a_server_still_in_use_keeps_its_slot() {
-        let mut routes = Routes::new(&config("a", 1000), 1, Budget::new(usize::MAX));
+        let mut routes = Routes::new(&config("a", 1000), 1, test_shares());
         routes[0].acquire(2);
         let addr = routes[0].pool.addr(2);
         routes.apply(&config("a", 3000));

@@ -5,11 +5,12 @@ use super::control::Control;
 use super::health::Health;
 use super::listeners::{Listeners, bind_listener};
 use super::metrics_http::MetricsServer;
-use super::routes::Routes;
+use super::routes::{Routes, Shares};
 use super::{AcceptGate, HOUSEKEEPING, Proxy, RunState, Shared, Timer};
 use crate::access_log::AccessLog;
-use crate::config::{RESERVED_FDS, default_max_conns};
+use crate::config::{RESERVED_FDS, default_max_conns, pipe_limit};
 use crate::error::StartError;
+use crate::pipe::PipeCount;
 use crate::resolve::ResolvedConfig;
 use crate::ring::Budget;
 use crate::settings::Global;
@@ -54,7 +55,14 @@ impl Proxy {
             gate: AcceptGate::default(),
             fd_limit,
             global: valid.global.clone(),
-            routes: Routes::new(&config, seed, Budget::new(usize::MAX)),
+            routes: Routes::new(
+                &config,
+                seed,
+                Shares {
+                    budget: Budget::new(usize::MAX),
+                    pipes: PipeCount::new(0),
+                },
+            ),
             starved: VecDeque::new(),
             listeners: Listeners::default(),
             health: Health::new(Arc::clone(&shared.board)),
@@ -87,7 +95,7 @@ impl Proxy {
                     .map_err(setup("register a listener"))?;
             }
         }
-        proxy.apply_global(&valid.global)?;
+        proxy.apply_global(&valid.global, valid.uses_pipes())?;
         let now = Instant::now();
         for route in 0..proxy.routes.len() {
             if proxy.checks_here() {
@@ -106,16 +114,23 @@ impl Proxy {
         Ok(proxy)
     }
 
-    /// Applies the process-wide settings: connection limit, access log, metrics listener.
-    pub(super) fn apply_global(&mut self, global: &Global) -> Result<(), StartError> {
+    /// Applies the process-wide settings: connection limit, byte budget and pipe count
+    /// (`pipes`: some route may use pipes), access log, metrics listener.
+    pub(super) fn apply_global(&mut self, global: &Global, pipes: bool) -> Result<(), StartError> {
         let budget = global
             .max_buffered
             .map_or(usize::MAX, |total| total / self.workers());
-        self.routes.budget.set_limit(budget);
-        self.gate.max_conns = global
+        self.routes.shares.budget.set_limit(budget);
+        let max_conns = global
             .max_conns
-            .unwrap_or(default_max_conns(self.fd_limit))
-            .div_ceil(self.workers());
+            .unwrap_or(default_max_conns(self.fd_limit, pipes));
+        self.gate.max_conns = max_conns.div_ceil(self.workers());
+        let pipe_count = if pipes {
+            pipe_limit(self.fd_limit, max_conns) / self.workers()
+        } else {
+            0
+        };
+        self.routes.shares.pipes.set_limit(pipe_count);
         let needed = (self.gate.max_conns * self.workers()) as u64 * 2 + RESERVED_FDS;
         if needed > self.fd_limit {
             warn!(

@@ -43,7 +43,11 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
             if !buffer.has_storage() {
                 continue;
             }
-            rings.bytes_in_use += buffer.capacity() as u64;
+            if buffer.in_kernel() {
+                rings.pipes_in_use += 1;
+            } else {
+                rings.bytes_in_use += buffer.capacity() as u64;
+            }
             let ratio = buffer.len() as f64 / buffer.capacity() as f64;
             rings.occupancy_sum += ratio;
             let bucket = OCCUPANCY_BOUNDS
@@ -60,6 +64,7 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
         .filter(|((r, _), _)| !r.retired || r.active > 0)
         .map(|((route, counters), (to_upstream, to_client))| {
             let mut stats = route.stats.clone();
+            stats.pipe_fallbacks = route.buffers.fallbacks;
             stats.stalled_to_upstream = to_upstream;
             stats.stalled_to_client = to_client;
             RouteSnapshot {
@@ -83,8 +88,12 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
         })
         .collect();
     rings.bytes_free = routes.free_buffer_bytes();
-    rings.budget_used = routes.budget.used() as u64;
-    let limit = routes.budget.limit();
+    rings.pipes_free = routes
+        .iter()
+        .map(|r| r.buffers.pipes.free_len() as u64)
+        .sum();
+    rings.budget_used = routes.shares.budget.used() as u64;
+    let limit = routes.shares.budget.limit();
     rings.budget_limit = (limit != usize::MAX).then_some(limit as u64);
     Snapshot {
         worker,

@@ -6,6 +6,7 @@
 //! follow nginx's `stream` module and HAProxy where they have an equivalent.
 
 use super::kinds::{Choice, Cidr, Dur, DurBetween, List, Named, Optional, Size, Switch, Whole};
+use crate::engine::EngineMode;
 use crate::limits::{Rate, RateKind};
 use crate::proxy_protocol::Version;
 use crate::server_names::{NameKind, NamePattern};
@@ -60,6 +61,10 @@ crate::settings! {
         /// HAProxy `tune.bufsize`).
         buffer_size: usize = 16 * 1024, Size::new(1, MAX_BUFFER_SIZE), "SIZE", Options,
             "bytes per direction per connection\n(16384, 16k, 16KiB, 1m, 1MiB)";
+        /// Each direction's buffer: a user-space ring, a kernel pipe moved with `splice(2)`,
+        /// or a ring that becomes a pipe while the direction moves bulk.
+        engine: EngineMode = EngineMode::Ring, Choice::new(), "ENGINE", Options,
+            "ring (user space), splice (kernel pipes), auto (ring,\npipes for bulk directions)";
         /// How long one upstream connect attempt may take (HAProxy `timeout connect`).
         connect_timeout: Duration = Duration::from_secs(5), Dur, "DUR", Options,
             "upstream connect timeout";

@@ -17,6 +17,7 @@ pub mod peers;
 pub mod tls;
 
 use ringproxy::config::{Config, UpstreamSpec, raise_fd_limit};
+use ringproxy::engine::EngineMode;
 use ringproxy::proxy::{Handle, Proxy};
 use ringproxy::settings::{Global, LogFormat, RouteSettings, ServerOptions};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -84,12 +85,63 @@ pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 // The in-process proxy
 // ---------------------------------------------------------------------------------------------
 
-/// A config listening on `127.0.0.1:0` with the given upstreams and default settings.
+/// A config listening on `127.0.0.1:0` with the given upstreams and default settings (and
+/// the engine of the test, see [`each_engine!`]).
 pub fn config(upstreams: &[SocketAddr]) -> Config {
-    Config::new(
+    let mut config = Config::new(
         v4_any_port(),
         upstreams.iter().copied().map(UpstreamSpec::from).collect(),
-    )
+    );
+    config.route().settings.engine = engine();
+    config
+}
+
+thread_local! {
+    /// The engine the running test asked for (each test runs on its own thread).
+    static ENGINE: std::cell::Cell<EngineMode> = const { std::cell::Cell::new(EngineMode::Ring) };
+}
+
+/// The engine of the running test: `ring` unless it runs under [`each_engine!`].
+pub fn engine() -> EngineMode {
+    ENGINE.get()
+}
+
+/// Runs `test` with `engine` as the engine of every proxy it starts through these helpers.
+pub fn with_engine(engine: EngineMode, test: fn()) {
+    ENGINE.set(engine);
+    test();
+}
+
+/// Gives every route of `config` the running test's engine (when it is not `ring`).
+pub fn use_engine(config: &mut Config) {
+    if engine() != EngineMode::Ring {
+        for route in &mut config.routes {
+            route.settings.engine = engine();
+        }
+    }
+}
+
+/// Declares, for each named test function of the file, one test per engine: `ring::NAME`,
+/// `splice::NAME` and `auto::NAME`, so every scenario runs against rings and pipes alike.
+#[macro_export]
+macro_rules! each_engine {
+    ($($name:ident),* $(,)?) => {
+        mod ring {
+            $( #[test] fn $name() {
+                $crate::common::with_engine(ringproxy::engine::EngineMode::Ring, super::$name)
+            } )*
+        }
+        mod splice {
+            $( #[test] fn $name() {
+                $crate::common::with_engine(ringproxy::engine::EngineMode::Splice, super::$name)
+            } )*
+        }
+        mod auto {
+            $( #[test] fn $name() {
+                $crate::common::with_engine(ringproxy::engine::EngineMode::Auto, super::$name)
+            } )*
+        }
+    };
 }
 
 /// The settings the tests change, over the proxy's defaults. Every access to `Config`'s
@@ -220,8 +272,9 @@ pub struct TestProxy {
 
 impl TestProxy {
     /// Binds `config` and runs the loop in a new thread.
-    pub fn start(config: Config) -> TestProxy {
+    pub fn start(mut config: Config) -> TestProxy {
         setup();
+        use_engine(&mut config);
         let proxy =
             Proxy::bind(config.prepare().expect("a valid configuration")).expect("the proxy binds");
         let addr = proxy.local_addr();
@@ -821,6 +874,10 @@ impl BinProxy {
     pub fn start(args: &[&str]) -> BinProxy {
         let mut cmd = Command::new(bin());
         cmd.args(["--listen", "127.0.0.1:0"]).args(args);
+        if engine() != EngineMode::Ring {
+            let name = ringproxy::settings::kinds::Named::name(engine());
+            cmd.args(["--engine", name]);
+        }
         BinProxy::spawn(cmd)
     }
 
