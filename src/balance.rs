@@ -187,6 +187,9 @@ impl Balancer {
         eligible: &dyn Fn(UpstreamId, &Upstream) -> bool,
     ) -> Option<UpstreamId> {
         let n = pool.len() as u64;
+        if n == 0 {
+            return None;
+        }
         let mut drawn: Option<UpstreamId> = None;
         for _ in 0..RANDOM_DRAWS {
             let id = (self.next_random() % n) as usize;

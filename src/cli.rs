@@ -5,9 +5,10 @@
 //! with its default. Parsing is pure: nothing is resolved, bound or logged here, and every
 //! failure is a [`UsageError`] naming the flag, so `main` can print one line and exit 2.
 
+use crate::config::SERVER_ADDR;
 use crate::config::{Config, Location, UpstreamSpec, ValidConfig};
 use crate::error::UsageError;
-use crate::settings::kinds::{ADDRESS, Addr, HOST_PORT, is_host_port};
+use crate::settings::kinds::{ADDRESS, Addr, HOST_PORT};
 use crate::settings::{Field, Global, Kind, RouteSettings, Section, ServerOptions, flag_of};
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -170,8 +171,8 @@ fn read_setting(
 pub fn parse_upstream(s: &str) -> Result<UpstreamSpec, UsageError> {
     let mut parts = s.split(',');
     let addr = parts.next().unwrap_or_default();
-    if !is_host_port(addr) {
-        return Err(UsageError::expected("--upstream", HOST_PORT, Some(s)));
+    if !crate::config::is_server_addr(addr) {
+        return Err(UsageError::expected("--upstream", SERVER_ADDR, Some(s)));
     }
     let mut spec = UpstreamSpec::new(addr);
     let fields = ServerOptions::fields();

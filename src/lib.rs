@@ -38,6 +38,8 @@ pub mod cli;
 pub mod client_hello;
 pub mod config;
 pub mod connect;
+pub mod discovery;
+pub mod dns;
 pub mod engine;
 pub mod error;
 pub mod file;

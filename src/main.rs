@@ -93,8 +93,10 @@ fn serve(
         log::warn!("cannot raise the descriptor limit: {e}");
     }
     let signals = workers::signals()?;
-    let config = config.resolve()?;
+    let mut discovery = ringproxy::discovery::Discovery::new(&config.global);
+    let config = discovery.resolve(config, std::time::Instant::now())?;
     let proxies = workers::bind(&config)?;
-    workers::run(proxies, signals, path)?;
+    discovery.listening_on(&proxies[0].local_addrs());
+    workers::run(proxies, signals, path, discovery)?;
     Ok(())
 }

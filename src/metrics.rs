@@ -51,8 +51,10 @@
 
 use std::fmt::{self, Write as _};
 
+use crate::discovery::NameStats;
 use crate::error::CloseReason;
 use crate::stats::{OCCUPANCY_BOUNDS, RouteSnapshot, ServerSnapshot, Snapshot};
+use std::collections::BTreeMap;
 
 /// Most bytes of request head (request line and headers) read from a metrics client. A head
 /// not complete within this many bytes is [`Request::Bad`].
@@ -217,6 +219,50 @@ pub fn render(snapshots: &[Snapshot]) -> String {
     io_families(&mut out, snapshots);
     ring_families(&mut out, snapshots);
     out.s
+}
+
+/// Appends the DNS discovery families, for the names the process follows (samples carry
+/// `worker="0"`: discovery runs once per process):
+///
+/// | family | type | labels |
+/// |---|---|---|
+/// | `ringproxy_dns_answers_total` | counter | `name` |
+/// | `ringproxy_dns_failures_total` | counter | `name`, `reason` |
+/// | `ringproxy_dns_addresses` | gauge | `name` |
+pub fn render_dns(text: &mut String, names: &BTreeMap<String, NameStats>) {
+    let mut out = Out {
+        s: std::mem::take(text),
+    };
+    let name = "ringproxy_dns_answers_total";
+    out.header(
+        name,
+        "DNS answers received for an upstream name.",
+        "counter",
+    );
+    for (dns, stats) in names {
+        out.sample(name, 0, &[("name", dns)], stats.answers);
+    }
+    let name = "ringproxy_dns_failures_total";
+    out.header(
+        name,
+        "DNS queries for an upstream name that failed (servfail, refused, timeout, nxdomain).",
+        "counter",
+    );
+    for (dns, stats) in names {
+        for (reason, n) in &stats.failures {
+            out.sample(name, 0, &[("name", dns), ("reason", reason)], n);
+        }
+    }
+    let name = "ringproxy_dns_addresses";
+    out.header(
+        name,
+        "Addresses (or SRV records) an upstream name has now.",
+        "gauge",
+    );
+    for (dns, stats) in names {
+        out.sample(name, 0, &[("name", dns)], stats.addresses);
+    }
+    *text = out.s;
 }
 
 /// The per-route families.

@@ -1,9 +1,11 @@
 //! Turning a [`ValidConfig`] into what the loops run: every upstream name resolved to
-//! addresses, once per start or reload, on the calling thread — never on a loop, since the
-//! system resolver blocks.
+//! addresses, on the calling thread — never on a loop, since resolving blocks.
 //!
 //! A name may yield several addresses; each becomes a server with the spec's options, as in
-//! nginx. An address already in the pool is kept once.
+//! nginx. An address already in the pool is kept once. Names are resolved by the system
+//! resolver once per start or reload; with DNS discovery (`resolvers`, a server's `resolve`,
+//! SRV names) by [`crate::discovery`], which also follows them at run time and hands the
+//! loops a new `ResolvedConfig` when an address set changes.
 
 use crate::config::{Config, ValidConfig};
 use crate::error::StartError;
@@ -31,24 +33,36 @@ pub struct ResolvedConfig {
 #[derive(Debug)]
 struct Resolved {
     config: ValidConfig,
-    /// `pools[i]` are the servers of route `i`, never empty.
+    /// `pools[i]` are the servers of route `i` (empty only while every name of the route
+    /// that is followed in DNS has no address).
     pools: Vec<Vec<ResolvedServer>>,
 }
 
 impl ValidConfig {
-    /// Resolves every route's servers (blocking: call it off the loops).
+    /// Resolves every route's servers (blocking: call it off the loops). With DNS
+    /// discovery in the configuration the names are asked once here and not followed; the
+    /// binary follows them with a [`crate::discovery::Discovery`].
     pub fn resolve(self) -> Result<ResolvedConfig, StartError> {
+        if self.uses_discovery() {
+            let mut discovery = crate::discovery::Discovery::new(&self.global);
+            return discovery.resolve(self, std::time::Instant::now());
+        }
         let pools = self
             .routes
             .iter()
             .map(|route| resolve_pool(route.upstreams.iter().map(|s| (&s.addr, &s.options))))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ResolvedConfig {
-            inner: Arc::new(Resolved {
-                config: self,
-                pools,
-            }),
-        })
+        Ok(ResolvedConfig::from_pools(self, pools))
+    }
+
+    /// True when names go through DNS discovery: `resolvers` is set, or a server follows
+    /// its name (`resolve`, an SRV name).
+    pub fn uses_discovery(&self) -> bool {
+        !self.global.resolvers.is_empty()
+            || self
+                .routes
+                .iter()
+                .any(|r| r.upstreams.iter().any(|s| s.follows_dns()))
     }
 }
 
@@ -61,6 +75,13 @@ impl Config {
 }
 
 impl ResolvedConfig {
+    /// `config` with these pools (`pools[i]` for route `i`).
+    pub(crate) fn from_pools(config: ValidConfig, pools: Vec<Vec<ResolvedServer>>) -> Self {
+        ResolvedConfig {
+            inner: Arc::new(Resolved { config, pools }),
+        }
+    }
+
     /// The validated configuration.
     pub fn config(&self) -> &ValidConfig {
         &self.inner.config
@@ -84,28 +105,36 @@ impl ResolvedConfig {
     }
 }
 
+/// Adds `server` to `servers` unless its address is there already.
+pub(crate) fn push_unique(servers: &mut Vec<ResolvedServer>, server: ResolvedServer) {
+    if !servers.iter().any(|s| s.addr == server.addr) {
+        servers.push(server);
+    }
+}
+
+/// The addresses of `host` (`HOST:PORT`) from the system resolver.
+pub(crate) fn system_addrs(host: &str) -> Result<Vec<SocketAddr>, StartError> {
+    let resolve_error = |source| StartError::Resolve {
+        host: host.to_string(),
+        source,
+    };
+    let addrs: Vec<SocketAddr> = host.to_socket_addrs().map_err(resolve_error)?.collect();
+    if addrs.is_empty() {
+        let none = io::Error::new(io::ErrorKind::NotFound, "no address found");
+        return Err(resolve_error(none));
+    }
+    Ok(addrs)
+}
+
 /// Resolves the servers of one pool.
 fn resolve_pool<'a>(
     specs: impl Iterator<Item = (&'a String, &'a ServerOptions)>,
 ) -> Result<Vec<ResolvedServer>, StartError> {
     let mut servers: Vec<ResolvedServer> = Vec::new();
     for (host, options) in specs {
-        let resolve_error = |source| StartError::Resolve {
-            host: host.clone(),
-            source,
-        };
-        let addrs: Vec<SocketAddr> = host.to_socket_addrs().map_err(resolve_error)?.collect();
-        if addrs.is_empty() {
-            let none = io::Error::new(io::ErrorKind::NotFound, "no address found");
-            return Err(resolve_error(none));
-        }
-        for addr in addrs {
-            if !servers.iter().any(|s| s.addr == addr) {
-                servers.push(ResolvedServer {
-                    addr,
-                    options: options.clone(),
-                });
-            }
+        for addr in system_addrs(host)? {
+            let options = options.clone();
+            push_unique(&mut servers, ResolvedServer { addr, options });
         }
     }
     Ok(servers)

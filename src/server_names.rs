@@ -53,6 +53,12 @@ impl NamePattern {
     }
 }
 
+/// True for a DNS name as written in a configuration: labels of 1 to 63 letters, digits,
+/// `-` or `_`, at most 253 characters in all, an optional trailing dot.
+pub fn is_dns_name(name: &str) -> bool {
+    is_host_name(name.strip_suffix('.').unwrap_or(name))
+}
+
 /// True for a DNS host name: labels of 1 to 63 letters, digits, `-` or `_`, at most 253
 /// characters in all.
 fn is_host_name(name: &str) -> bool {

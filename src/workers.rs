@@ -7,6 +7,7 @@
 //! (a second one stops at once), SIGHUP re-reads the configuration file and reloads every
 //! worker, SIGUSR1 reopens the access log.
 
+use crate::discovery::{self, Discovery};
 use crate::error::StartError;
 use crate::file;
 use crate::proxy::{Handle, Proxy, Shared};
@@ -16,7 +17,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 /// Binds every worker's listeners (the first worker fixes ports given as 0), so that any
@@ -47,13 +48,26 @@ pub fn signals() -> Result<Signals, StartError> {
 }
 
 /// Runs the workers until they stop, turning `signals` into commands. `file` is re-read on
-/// SIGHUP.
+/// SIGHUP, its names resolved by `discovery`, which also follows names in DNS on a thread
+/// of its own and hands the workers each change.
 pub fn run(
     proxies: Vec<Proxy>,
     mut signals: Signals,
     file: Option<PathBuf>,
+    discovery: Discovery,
 ) -> Result<(), RunError> {
     let handles: Vec<Handle> = proxies.iter().map(Proxy::handle).collect();
+    let discovery = Arc::new(Mutex::new(discovery));
+    let to_workers = handles.clone();
+    let (dns, dns_thread) = discovery::spawn(Arc::clone(&discovery), move |config| {
+        send_all(&to_workers, |h| h.update_servers(config.clone()));
+    })
+    .map_err(|source| {
+        RunError::Start(StartError::Setup {
+            what: "start the discovery thread",
+            source,
+        })
+    })?;
     let threads = proxies
         .into_iter()
         .enumerate()
@@ -85,7 +99,7 @@ pub fn run(
     let mut stopping = false;
     for signal in signals.forever() {
         match signal {
-            SIGHUP => reload(&handles, file.as_ref()),
+            SIGHUP => reload(&handles, file.as_ref(), &discovery),
             SIGUSR1 => {
                 info!("SIGUSR1: reopening the access log");
                 send_all(&handles, Handle::reopen_log);
@@ -101,12 +115,14 @@ pub fn run(
             }
         }
     }
+    let _ = dns.send(discovery::Message::Stop);
+    let _ = dns_thread.join();
     joiner
         .join()
         .unwrap_or_else(|_| Err(RunError::Loop(io::Error::other("the joiner panicked"))))
 }
 
-fn send_all(handles: &[Handle], command: fn(&Handle) -> io::Result<()>) {
+fn send_all(handles: &[Handle], command: impl Fn(&Handle) -> io::Result<()>) {
     for handle in handles {
         if let Err(e) = command(handle) {
             warn!("cannot reach a worker: {e}");
@@ -114,9 +130,10 @@ fn send_all(handles: &[Handle], command: fn(&Handle) -> io::Result<()>) {
     }
 }
 
-/// Re-reads the configuration file, resolves its names (here, off the loops) and sends it to
-/// every worker; a file that does not parse, validate or resolve changes nothing.
-fn reload(handles: &[Handle], file: Option<&PathBuf>) {
+/// Re-reads the configuration file, resolves its names (here, off the loops; every name
+/// followed in DNS is asked again) and sends it to every worker; a file that does not
+/// parse, validate or resolve changes nothing.
+fn reload(handles: &[Handle], file: Option<&PathBuf>, discovery: &Mutex<Discovery>) {
     let Some(path) = file else {
         warn!("SIGHUP: no configuration file (--config) to reload; ignored");
         return;
@@ -128,7 +145,12 @@ fn reload(handles: &[Handle], file: Option<&PathBuf>) {
     for warning in config.warnings() {
         warn!("SIGHUP: {warning}");
     }
-    let config = match config.resolve() {
+    let Ok(mut discovery) = discovery.lock() else {
+        return error!(
+            "SIGHUP: the discovery state is poisoned; keeping the running configuration"
+        );
+    };
+    let config = match discovery.resolve(config, std::time::Instant::now()) {
         Ok(config) => config,
         Err(e) => return error!("SIGHUP: {e}; keeping the running configuration"),
     };

@@ -13,7 +13,7 @@ mod shared;
 
 pub use shared::{Clash, PREROUTE_KEYS, name_tables};
 
-use crate::settings::kinds::{HOST_PORT, quote, size_str};
+use crate::settings::kinds::{quote, size_str};
 use crate::settings::{Global, RouteSettings, ServerOptions};
 use std::fmt;
 use std::net::SocketAddr;
@@ -31,6 +31,14 @@ pub struct UpstreamSpec {
     pub options: ServerOptions,
 }
 
+/// How a server given by SRV records is written: `srv:_redis._tcp.service.consul` (the file
+/// also takes `{ srv = "_redis._tcp.service.consul" }`).
+pub const SRV_PREFIX: &str = "srv:";
+
+/// What a server address may be: `HOST:PORT`, or `srv:NAME`.
+pub const SERVER_ADDR: &str = "HOST:PORT, e.g. \"127.0.0.1:8078\", \"[::1]:8078\" or \
+     \"backend.local:80\", or srv:NAME for the SRV records of NAME";
+
 impl UpstreamSpec {
     /// A server with every option at its default (a primary of weight 1 without limits).
     pub fn new(addr: impl Into<String>) -> UpstreamSpec {
@@ -38,6 +46,35 @@ impl UpstreamSpec {
             addr: addr.into(),
             options: ServerOptions::default(),
         }
+    }
+
+    /// The SRV name, for a server given by SRV records.
+    pub fn srv(&self) -> Option<&str> {
+        self.addr.strip_prefix(SRV_PREFIX)
+    }
+
+    /// True when its name is followed at run time: `resolve`, or an SRV name.
+    pub fn follows_dns(&self) -> bool {
+        self.options.resolve || self.srv().is_some()
+    }
+
+    /// The host name of a `HOST:PORT` server whose host is a name (not an address).
+    pub fn host_name(&self) -> Option<(&str, u16)> {
+        if self.srv().is_some() {
+            return None;
+        }
+        let (host, port) = self.addr.rsplit_once(':')?;
+        let port = port.parse().ok()?;
+        (host.parse::<std::net::IpAddr>().is_err() && !host.starts_with('['))
+            .then_some((host, port))
+    }
+}
+
+/// True for a server address: `HOST:PORT`, or `srv:` and a DNS name.
+pub fn is_server_addr(s: &str) -> bool {
+    match s.strip_prefix(SRV_PREFIX) {
+        Some(name) => crate::server_names::is_dns_name(name),
+        None => crate::settings::kinds::is_host_port(s),
     }
 }
 
@@ -175,9 +212,9 @@ fn validate_pool(i: usize, servers: &[UpstreamSpec]) -> Result<(), ConfigError> 
         return Err(ConfigError::new(Location::Servers(i), Problem::NoServers));
     }
     for (j, server) in servers.iter().enumerate() {
-        if !crate::settings::kinds::is_host_port(&server.addr) {
+        if !is_server_addr(&server.addr) {
             let problem = Problem::OutOfRange {
-                expected: HOST_PORT.into(),
+                expected: SERVER_ADDR.into(),
                 got: quote(&server.addr),
             };
             return Err(ConfigError::new(Location::Server(i, j), problem));

@@ -104,6 +104,7 @@ const NAME: Text = Text("a non-empty string");
 const SERVERS: &str = "an array of servers, such as [{ addr = \"127.0.0.1:80\" }]";
 /// What a server is.
 const SERVER: &str = "a server table, such as { addr = \"127.0.0.1:80\" }";
+const SRV_NAME: &str = "an SRV name such as \"_redis._tcp.service.consul\"";
 
 /// A value as the document holds it, with where it is written.
 type Value<'d> = Spanned<DeValue<'d>>;
@@ -310,7 +311,7 @@ impl File<'_> {
         let DeValue::Array(items) = value.get_ref() else {
             return Err(self.expected(field, value, SERVERS));
         };
-        let mut known = vec!["addr"];
+        let mut known = vec!["addr", "srv"];
         known.extend(ServerOptions::KEYS);
         let mut specs = Vec::with_capacity(items.len());
         for (j, item) in items.iter().enumerate() {
@@ -322,6 +323,7 @@ impl File<'_> {
             for (key, v) in in_order(table) {
                 let name = key.get_ref().as_ref();
                 if name != "addr"
+                    && name != "srv"
                     && !self.setting(
                         format!("{prefix}{name}"),
                         v,
@@ -331,13 +333,27 @@ impl File<'_> {
                     return Err(self.unknown(&prefix, key, &known));
                 }
             }
-            let Some(addr) = table.get("addr") else {
-                let field = Some(format!("{prefix}addr"));
-                return Err(self.error(Some(item.span()), field, "required key is missing".into()));
+            let addr = match (table.get("addr"), table.get("srv")) {
+                (Some(addr), None) => HostPort
+                    .parse_toml(addr.get_ref())
+                    .ok_or_else(|| self.expected(format!("{prefix}addr"), addr, HOST_PORT))?,
+                (None, Some(srv)) => srv
+                    .get_ref()
+                    .as_str()
+                    .filter(|name| crate::server_names::is_dns_name(name))
+                    .map(|name| format!("{}{name}", crate::config::SRV_PREFIX))
+                    .ok_or_else(|| self.expected(format!("{prefix}srv"), srv, SRV_NAME))?,
+                (Some(_), Some(srv)) => {
+                    let field = Some(format!("{prefix}srv"));
+                    let message = "expected either addr or srv, not both".into();
+                    return Err(self.error(Some(srv.span()), field, message));
+                }
+                (None, None) => {
+                    let field = Some(format!("{prefix}addr"));
+                    let message = "required key is missing (or srv)".into();
+                    return Err(self.error(Some(item.span()), field, message));
+                }
             };
-            let addr = HostPort
-                .parse_toml(addr.get_ref())
-                .ok_or_else(|| self.expected(format!("{prefix}addr"), addr, HOST_PORT))?;
             specs.push(UpstreamSpec { addr, options });
         }
         Ok(specs)

@@ -24,7 +24,14 @@ pub fn render(config: &Config) -> String {
         entries(&mut out, &r.settings.entries());
         out.push_str("servers = [\n");
         for s in &r.upstreams {
-            let _ = write!(out, "  {{ addr = {}", quote(&s.addr));
+            match s.srv() {
+                Some(name) => {
+                    let _ = write!(out, "  {{ srv = {}", quote(name));
+                }
+                None => {
+                    let _ = write!(out, "  {{ addr = {}", quote(&s.addr));
+                }
+            }
             for entry in s.options.entries() {
                 if let Some(value) = entry.value {
                     let _ = write!(out, ", {} = {value}", entry.key);

@@ -62,6 +62,7 @@ fn the_documented_example_parses() {
         access_log_format: LogFormat::Text,
         metrics: Some("127.0.0.1:9100".parse().unwrap()),
         drain_timeout: Duration::from_secs(30),
+        ..Global::default()
     };
     let mut route = Route::new(
         "web",
@@ -246,7 +247,9 @@ fn render_shows_every_setting() {
     assert!(text.contains("buffer_size = \"16KiB\""), "{text}");
     assert!(text.contains("idle_timeout = \"10m\""), "{text}");
     assert!(
-        text.contains("{ addr = \"127.0.0.1:80\", weight = 1, backup = false, down = false }"),
+        text.contains(
+            "{ addr = \"127.0.0.1:80\", weight = 1, backup = false, down = false, resolve = false }"
+        ),
         "{text}"
     );
 }

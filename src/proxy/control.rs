@@ -8,7 +8,7 @@ use super::{Proxy, RunState, Timer};
 use crate::error::{CloseReason, StartError};
 use crate::resolve::ResolvedConfig;
 use crate::token;
-use log::{error, info};
+use log::{debug, error, info};
 use mio::{Registry, Waker};
 use std::io;
 use std::net::SocketAddr;
@@ -24,6 +24,9 @@ pub enum Command {
     Drain,
     /// Apply this configuration in place.
     Reload(ResolvedConfig),
+    /// Apply this configuration, which differs from the running one only in the addresses
+    /// DNS gave its names (discovery): applied as a reload, logged at debug.
+    Servers(ResolvedConfig),
     /// Reopen the access log (log rotation).
     ReopenLog,
     /// Report the listen addresses (in route order) on this channel.
@@ -81,6 +84,11 @@ impl Handle {
         self.send(Command::Reload(config))
     }
 
+    /// Applies new addresses from DNS: see [`Command::Servers`].
+    pub fn update_servers(&self, config: ResolvedConfig) -> io::Result<()> {
+        self.send(Command::Servers(config))
+    }
+
     /// Reopens the access log.
     pub fn reopen_log(&self) -> io::Result<()> {
         self.send(Command::ReopenLog)
@@ -114,6 +122,10 @@ impl Proxy {
                 Command::Reload(config) => match self.reload(&config, now) {
                     Ok(summary) => info!("configuration reloaded: {summary}"),
                     Err(e) => error!("reload failed, keeping the running configuration: {e}"),
+                },
+                Command::Servers(config) => match self.reload(&config, now) {
+                    Ok(summary) => debug!("new addresses from DNS applied: {summary}"),
+                    Err(e) => error!("cannot apply new addresses from DNS: {e}"),
                 },
                 Command::Addrs(reply) => {
                     let _ = reply.send(self.local_addrs());

@@ -373,7 +373,13 @@ impl Proxy {
                 let others = shared.iter().enumerate().filter(|(w, _)| *w != worker);
                 all.extend(others.filter_map(|(_, s)| s.clone()));
             }
-            crate::metrics::render(&all)
+            let mut text = crate::metrics::render(&all);
+            if let Some(dns) = crate::discovery::published()
+                && let Ok(names) = dns.lock()
+            {
+                crate::metrics::render_dns(&mut text, &names);
+            }
+            text
         });
     }
 

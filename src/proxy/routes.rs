@@ -606,6 +606,31 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_without_addresses_picks_nothing_under_every_policy() {
+        use crate::settings::BalancePolicy;
+        use crate::settings::kinds::Named;
+        for &policy in BalancePolicy::ALL {
+            let resolved = config("a", 1000);
+            let mut valid = resolved.config().clone().into_inner();
+            valid.routes[0].settings.balance = policy;
+            let valid = valid.validate().unwrap();
+            let empty = ResolvedConfig::from_pools(valid, vec![Vec::new()]);
+            let mut routes = Routes::new(&empty, 1, test_shares());
+            let ip = "127.0.0.1".parse().unwrap();
+            assert_eq!(
+                routes[0].pick(ip, &[], Instant::now()),
+                None,
+                "{}",
+                policy.name()
+            );
+            assert_eq!(routes[0].connect_policy(ip).tries, 0);
+            // Addresses arriving later are used.
+            routes.apply(&config("a", 1000));
+            assert!(routes[0].pick(ip, &[], Instant::now()).is_some());
+        }
+    }
+
+    #[test]
     fn churning_reloads_reuse_the_slots_of_servers_and_routes_nothing_refers_to() {
         let mut routes = Routes::new(&config("a", 1000), 1, test_shares());
         for i in 1..3000u16 {

@@ -1,6 +1,7 @@
 //! The process-wide settings: the file's top-level keys, and flags for the whole process.
 
-use super::kinds::{Addr, Choice, Dur, Named, Optional, Size, Text, Whole, Workers};
+use super::kinds::{Addr, Choice, Dur, List, Named, Optional, Size, Text, Whole, Workers};
+use crate::dns::ResolverKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -51,6 +52,21 @@ crate::settings! {
         /// Address serving Prometheus metrics on `/metrics`.
         metrics: Option<SocketAddr> = None, Optional(Addr, "off"), "ADDR", Operating,
             "serve Prometheus metrics on http://ADDR/metrics";
+        /// DNS resolvers for upstream names, tried in order (the next after 1 s without an
+        /// answer). Set, every name goes through them, at start and reload too; unset, names
+        /// with `resolve` (and SRV names) use the nameservers of `/etc/resolv.conf`, others
+        /// the system resolver.
+        resolvers: Vec<SocketAddr> = Vec::new(), List(ResolverKind), "ADDR", Balancing,
+            "DNS resolvers for upstream names, IP[:PORT] (repeatable)";
+        /// The shortest time a DNS answer is used before the name is asked again.
+        resolve_interval: Duration = Duration::from_secs(1), Dur, "DUR", Balancing,
+            "shortest time a DNS answer stands";
+        /// The longest time a DNS answer is used, whatever its TTL.
+        resolve_max_ttl: Duration = Duration::from_secs(300), Dur, "DUR", Balancing,
+            "longest time a DNS answer stands";
+        /// How long a name's last addresses outlive an NXDOMAIN.
+        resolve_hold: Duration = Duration::from_secs(30), Dur, "DUR", Balancing,
+            "keep a name's last addresses this long after NXDOMAIN";
         /// How long a graceful stop lets open connections finish.
         drain_timeout: Duration = Duration::from_secs(30), Dur, "DUR", Operating,
             "on SIGTERM/SIGINT, let connections finish this long";

@@ -185,6 +185,11 @@ crate::settings! {
             "used only when no primary server is available";
         /// Configured but never used.
         down: bool = false, Switch, "", Options, "configured but never used";
+        /// Ask DNS for the name again as its answer's TTL expires, and follow the address
+        /// set at run time (nginx `resolve`); a name that does not resolve at start starts
+        /// empty instead of stopping the start. SRV names always do.
+        resolve: bool = false, Switch, "", Options,
+            "follow the name's DNS answers at run time (TTLs)";
         /// PROXY header sent to this server (the route's `send_proxy` when unset).
         send_proxy: Option<Version> = None, Optional(Choice::new(), "the route's"), "V",
             Options, "PROXY header to this server";

@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod headers;
 pub mod logs;
 pub mod peers;

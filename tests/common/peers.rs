@@ -32,6 +32,7 @@ pub enum Peer {
     Nginx,
     Curl,
     Openssl,
+    Dnsmasq,
 }
 
 impl Peer {
@@ -41,6 +42,7 @@ impl Peer {
             Peer::Nginx => "nginx",
             Peer::Curl => "curl",
             Peer::Openssl => "openssl",
+            Peer::Dnsmasq => "dnsmasq",
         }
     }
 
@@ -51,6 +53,7 @@ impl Peer {
             Peer::Nginx => "nginx libnginx-mod-stream",
             Peer::Curl => "curl",
             Peer::Openssl => "openssl",
+            Peer::Dnsmasq => "dnsmasq-base",
         }
     }
 
