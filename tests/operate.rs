@@ -396,7 +396,7 @@ fn json_access_log_lines_are_objects() {
     assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
     for key in [
         "\"route\":\"default\"",
-        "\"bytes_to_upstream\":10",
+        "\"up\":10",
         "\"ended\":\"client-closed\"",
     ] {
         assert!(line.contains(key), "{key} missing in {line}");

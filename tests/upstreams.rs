@@ -168,3 +168,33 @@ fn connect_failures_are_logged_with_their_reason() {
     assert!(line.contains("reason=connect-failed"), "{line}");
     assert!(line.contains("to_upstream=0 to_client=0"), "{line}");
 }
+
+#[test]
+fn the_access_log_lists_every_server_tried() {
+    let refusing = Refusing::new();
+    let healthy = Backend::echo();
+    let dir = common::peers::TempDir::new("tried");
+    let log = dir.join("access.log");
+    let proxy = Settings::to(&[refusing.addr, healthy.addr])
+        .route(|s| s.max_fails = 0)
+        .access_log(&log, ringproxy::settings::LogFormat::Text)
+        .start();
+    let mut client = connect(proxy.addr);
+    round_trip(&mut client, b"through the second server");
+    let local = client.local_addr().unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    read_to_eof(&mut client, IO_TIMEOUT);
+    let line = common::logs::line_of(&log, local);
+    let tried = format!("tried={},{}", refusing.addr, healthy.addr);
+    assert!(line.contains(&format!(" {tried} retries=1")), "{line}");
+    // One try: no list (the upstream field names the server).
+    let single = Settings::to(&[healthy.addr])
+        .access_log(&log, ringproxy::settings::LogFormat::Text)
+        .start();
+    let mut next = connect(single.addr);
+    round_trip(&mut next, b"first try");
+    let local = next.local_addr().unwrap();
+    drop(next);
+    let line = common::logs::line_of(&log, local);
+    assert!(!line.contains("tried="), "{line}");
+}

@@ -9,12 +9,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Appends one text line (with its `\n`) for `record` to `out`:
 ///
 /// `CLIENT [DD/Mon/YYYY:HH:MM:SS +0000] TCP ROUTE UPSTREAM up=N down=N connect=S duration=S
-/// ended=REASON peak_up=N peak_down=N stall_up=S stall_down=S[ peer=ADDR][ authority=S][
-/// unique_id=S][ sni=NAME][ alpn=LIST]`
+/// ended=REASON peak_up=N peak_down=N stall_up=S stall_down=S[ tried=ADDR,ADDR retries=N][
+/// peer=ADDR][ authority=S][ unique_id=S][ sni=NAME][ alpn=LIST]`
 ///
 /// Seconds have three decimals (truncated to the millisecond); an absent upstream or connect
-/// time is `-`; `peer`, `authority` and `unique_id` appear only when a PROXY header gave
-/// them, `sni` and `alpn` only when a ClientHello did. In the route name, the authority, the
+/// time is `-`; `tried` (every server tried, oldest first) and `retries` appear only when
+/// more than one server was tried, `peer`, `authority` and `unique_id` only when a PROXY
+/// header gave them, `sni` and `alpn` only when a ClientHello did. The time is the end of
+/// the connection. In the route name, the authority, the
 /// ALPN list and the unique id, spaces, control characters, `"` and `\` (and in the
 /// unique id any byte outside printable ASCII) are written as `\xHH`, so that the line always
 /// splits on spaces into the same fields.
@@ -61,6 +63,16 @@ pub fn format_text(record: &Record, out: &mut String) {
     push_secs(out, record.stalled_to_upstream);
     out.push_str(" stall_down=");
     push_secs(out, record.stalled_to_client);
+    if record.retries > 0 {
+        out.push_str(" tried=");
+        for (i, addr) in record.tried.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{addr}");
+        }
+        let _ = write!(out, " retries={}", record.retries);
+    }
     if let Some(peer) = record.peer {
         let _ = write!(out, " peer={peer}");
     }
@@ -110,14 +122,14 @@ fn push_text_field(out: &mut String, s: &str) {
     }
 }
 
-/// Appends one JSON object (with its `\n`) for `record` to `out`, keys in this order:
-/// `time` (RFC 3339 UTC with milliseconds), `route`, `client`, `upstream` (null if none),
-/// `bytes_to_upstream`, `bytes_to_client`, `connect_time` (seconds, null if none),
-/// `duration`, `ended`, `peak_to_upstream`, `peak_to_client`, `stalled_to_upstream`,
-/// `stalled_to_client` (seconds), then `peer`, `authority`, `unique_id` only when a PROXY
-/// header gave them (the unique id as a string, bytes that are not UTF-8 replaced), then
-/// `sni` and `alpn` only when a ClientHello gave them. Seconds
-/// are numbers with three decimals.
+/// Appends one JSON object (with its `\n`) for `record` to `out`, with the text line's keys
+/// and in its order: `time` (the end of the connection, RFC 3339 UTC with milliseconds),
+/// `route`, `client`, `upstream` (null if none), `up`, `down` (bytes), `connect` (seconds,
+/// null if none), `duration`, `ended`, `peak_up`, `peak_down` (bytes), `stall_up`,
+/// `stall_down` (seconds), `tried` (every server tried, oldest first), `retries`, then
+/// `peer`, `authority`, `unique_id` only when a PROXY header gave them (the unique id as a
+/// string, bytes that are not UTF-8 replaced), and `sni`, `alpn` only when a ClientHello
+/// gave them. Seconds are numbers with three decimals.
 pub fn format_json(record: &Record, out: &mut String) {
     let (secs, millis) = unix_time(record.end);
     let t = Civil::from_unix(secs);
@@ -136,7 +148,7 @@ pub fn format_json(record: &Record, out: &mut String) {
     }
     let _ = write!(
         out,
-        ",\"bytes_to_upstream\":{},\"bytes_to_client\":{},\"connect_time\":",
+        ",\"up\":{},\"down\":{},\"connect\":",
         record.bytes_to_upstream, record.bytes_to_client
     );
     match record.connect_time {
@@ -147,14 +159,24 @@ pub fn format_json(record: &Record, out: &mut String) {
     push_secs(out, record.duration);
     let _ = write!(
         out,
-        ",\"ended\":\"{}\",\"peak_to_upstream\":{},\"peak_to_client\":{},\"stalled_to_upstream\":",
+        ",\"ended\":\"{}\",\"peak_up\":{},\"peak_down\":{},\"stall_up\":",
         record.ended.as_str(),
         record.peak_to_upstream,
         record.peak_to_client
     );
     push_secs(out, record.stalled_to_upstream);
-    out.push_str(",\"stalled_to_client\":");
+    out.push_str(",\"stall_down\":");
     push_secs(out, record.stalled_to_client);
+    out.push_str(",\"tried\":[");
+    let single = record.upstream.filter(|_| record.retries == 0);
+    let tried = record.tried.iter().chain(single.iter());
+    for (i, addr) in tried.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{addr}\"");
+    }
+    let _ = write!(out, "],\"retries\":{}", record.retries);
     if let Some(peer) = record.peer {
         let _ = write!(out, ",\"peer\":\"{peer}\"");
     }
@@ -290,6 +312,8 @@ pub(super) mod tests {
             sni: None,
             alpn: None,
             upstream: Some("127.0.0.1:8078".parse().expect("test address")),
+            tried: &[],
+            retries: 0,
             bytes_to_upstream: 1234,
             bytes_to_client: 5678,
             connect_time: Some(Duration::from_micros(1_900)),
@@ -414,10 +438,39 @@ pub(super) mod tests {
             json(&record()),
             "{\"time\":\"2026-11-26T08:30:00.789Z\",\"route\":\"web\",\
              \"client\":\"127.0.0.1:51234\",\"upstream\":\"127.0.0.1:8078\",\
-             \"bytes_to_upstream\":1234,\"bytes_to_client\":5678,\"connect_time\":0.001,\
-             \"duration\":1.234,\"ended\":\"client-closed\",\"peak_to_upstream\":16384,\
-             \"peak_to_client\":512,\"stalled_to_upstream\":0.000,\"stalled_to_client\":0.250}\n"
+             \"up\":1234,\"down\":5678,\"connect\":0.001,\"duration\":1.234,\
+             \"ended\":\"client-closed\",\"peak_up\":16384,\"peak_down\":512,\
+             \"stall_up\":0.000,\"stall_down\":0.250,\"tried\":[\"127.0.0.1:8078\"],\
+             \"retries\":0}\n"
         );
+    }
+
+    #[test]
+    fn every_server_tried_is_listed_with_the_retries() {
+        let tried: Vec<std::net::SocketAddr> = ["127.0.0.1:1", "127.0.0.1:8078"]
+            .iter()
+            .map(|a| a.parse().expect("test address"))
+            .collect();
+        let r = Record {
+            tried: &tried,
+            retries: 1,
+            ..record()
+        };
+        assert!(
+            text(&r).ends_with(" stall_down=0.250 tried=127.0.0.1:1,127.0.0.1:8078 retries=1\n"),
+            "{}",
+            text(&r)
+        );
+        assert!(
+            json(&r).ends_with(",\"tried\":[\"127.0.0.1:1\",\"127.0.0.1:8078\"],\"retries\":1}\n"),
+            "{}",
+            json(&r)
+        );
+        let none = Record {
+            upstream: None,
+            ..record()
+        };
+        assert!(json(&none).contains(",\"tried\":[],\"retries\":0"));
     }
 
     #[test]
@@ -434,7 +487,7 @@ pub(super) mod tests {
             "{line}"
         );
         assert!(line.contains(r#""upstream":null,"#));
-        assert!(line.contains(r#""connect_time":null,"#));
+        assert!(line.contains(r#""connect":null,"#));
         assert_eq!(line.matches('\n').count(), 1);
         assert!(line.ends_with("}\n"));
     }

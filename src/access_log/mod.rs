@@ -49,6 +49,11 @@ pub struct Record<'a> {
     pub alpn: Option<&'a str>,
     /// The server the client was connected to, if any.
     pub upstream: Option<SocketAddr>,
+    /// With retries, every server tried, oldest first (the last is `upstream`); empty
+    /// without.
+    pub tried: &'a [SocketAddr],
+    /// Servers tried after the first.
+    pub retries: u32,
     /// Bytes delivered from the client to the upstream.
     pub bytes_to_upstream: u64,
     /// Bytes delivered from the upstream to the client.
@@ -82,6 +87,8 @@ impl<'a> Record<'a> {
             sni: None,
             alpn: None,
             upstream: None,
+            tried: &[],
+            retries: 0,
             bytes_to_upstream: 0,
             bytes_to_client: 0,
             connect_time: None,

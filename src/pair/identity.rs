@@ -126,6 +126,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             Version::V1 => proxy_protocol::write_v1(self.client_addr, self.local_addr()),
             Version::V2 => proxy_protocol::write_v2(self.client_addr, self.local_addr()),
         };
+        self.keep_tried();
         match self.attempts.as_mut() {
             Some(attempts) if !prefix.is_empty() => {
                 attempts.tried = Default::default();

@@ -200,6 +200,9 @@ struct Extra {
     identity: Option<identity::Identity>,
     rates: Option<rates::Rates>,
     hello: Option<crate::client_hello::ClientHello>,
+    /// The servers tried (the last ones, see [`RECENT_TRIES`]) and how many in all, kept
+    /// for the access log once the attempt records go, when there was more than one.
+    tried: Option<(Vec<UpstreamId>, u32)>,
 }
 
 /// A client connection and its upstream connection, with a buffer per direction.
@@ -575,8 +578,45 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
 
     /// Hands the attempt records back to the loop (they are not needed any more).
     fn retire_attempts(&mut self, out: &mut Actions<S>) {
+        self.keep_tried();
         if let Some(attempts) = self.attempts.take() {
             out.push_back(Action::Spare(Spare(attempts)));
+        }
+    }
+
+    /// Copies the servers tried out of the attempt records when there was a retry (they go
+    /// back to the spares; the access log still names every server tried).
+    pub(super) fn keep_tried(&mut self) {
+        let Some(attempts) = self.attempts.as_ref() else {
+            return;
+        };
+        if attempts.tried.total() > 1 {
+            let kept = (attempts.tried.recent().to_vec(), attempts.tried.total());
+            self.extra_mut().tried = Some(kept);
+        }
+    }
+
+    /// Servers tried after the first: a retry each.
+    pub fn retries(&self) -> u32 {
+        self.attempts_made().1.saturating_sub(1)
+    }
+
+    /// With retries, the servers tried, oldest first (at most the last [`RECENT_TRIES`]);
+    /// empty without (then [`Pair::server`] is the only one): what the access log lists.
+    pub fn tried_servers(&self) -> &[UpstreamId] {
+        let (tried, total) = self.attempts_made();
+        if total > 1 { tried } else { &[] }
+    }
+
+    fn attempts_made(&self) -> (&[UpstreamId], u32) {
+        if let Some(attempts) = self.attempts.as_ref()
+            && attempts.tried.total() > 0
+        {
+            return (attempts.tried.recent(), attempts.tried.total());
+        }
+        match self.extra.as_ref().and_then(|e| e.tried.as_ref()) {
+            Some((tried, total)) => (tried, *total),
+            None => (&[], u32::from(self.server.is_some())),
         }
     }
 

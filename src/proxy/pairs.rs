@@ -300,6 +300,12 @@ impl Proxy {
             connect::set_reset_on_close(stream);
         }
         let duration = now.saturating_duration_since(pair.started());
+        // Only a pair that retried lists the servers it tried (one allocation, then).
+        let tried: Vec<SocketAddr> = pair
+            .tried_servers()
+            .iter()
+            .map(|&id| route.pool.addr(id))
+            .collect();
         debug!(
             "closed route={} client={} upstream={} to_upstream={} to_client={} duration={:?} \
              reason={}",
@@ -322,6 +328,8 @@ impl Proxy {
                 sni: pair.server_name(),
                 alpn: pair.alpn(),
                 upstream,
+                tried: &tried,
+                retries: pair.retries(),
                 bytes_to_upstream: up.delivered(),
                 bytes_to_client: down.delivered(),
                 connect_time: pair.connect_time(),
