@@ -87,14 +87,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
             check,
         });
     }
-    let config = parse_flags(&mut args)?;
-    if let Some(first) = args.finish().first() {
-        return Err(UsageError::expected(
-            &first.to_string_lossy(),
-            "a known option (see --help)",
-            None,
-        ));
-    }
+    let config = parse_flags(args)?;
     let config = config.validate().map_err(|e| UsageError {
         flag: match e.at {
             Location::Global(key) | Location::Setting(_, key) => flag_of(key),
@@ -113,30 +106,117 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
     })
 }
 
-/// The single-route configuration: `--listen`, `--upstream` and every setting's flag.
-fn parse_flags(args: &mut pico_args::Arguments) -> Result<Config, UsageError> {
-    let listen = opt_string(args, ["-l", "--listen"], "--listen", ADDRESS)?
-        .ok_or_else(|| UsageError::expected("--listen", ADDRESS, None))?;
+/// The flags that are not settings.
+const OTHER_FLAGS: [&str; 11] = [
+    "--listen",
+    "--upstream",
+    "--config",
+    "--check",
+    "--verbose",
+    "--quiet",
+    "--help",
+    "--version",
+    "-l",
+    "-u",
+    "-c",
+];
+
+/// The single-route configuration: `--listen`, `--upstream` and every setting's flag. An
+/// unknown flag is named (with the closest known one), before a missing required flag.
+fn parse_flags(mut args: pico_args::Arguments) -> Result<Config, UsageError> {
+    let listen = opt_string(&mut args, ["-l", "--listen"], "--listen", ADDRESS)?;
+    once(&mut args, ["-l", "--listen"], "--listen")?;
+    let mut upstreams: Vec<UpstreamSpec> = Vec::new();
+    while let Some(u) = opt_string(&mut args, ["-u", "--upstream"], "--upstream", HOST_PORT)? {
+        upstreams.push(parse_upstream(&u)?);
+    }
+    let mut route = RouteSettings::default();
+    for field in RouteSettings::fields() {
+        read_setting(&mut args, field, |key, s| route.set_flag(key, s))?;
+    }
+    let mut global = Global::default();
+    for field in Global::fields() {
+        read_setting(&mut args, field, |key, s| global.set_flag(key, s))?;
+    }
+    if let Some(first) = args.finish().first() {
+        return Err(unknown(&first.to_string_lossy()));
+    }
+    let listen = listen.ok_or_else(|| required("--listen", ADDRESS))?;
     let listen: SocketAddr = Addr
         .parse_flag(&listen)
         .ok_or_else(|| UsageError::expected("--listen", ADDRESS, Some(&listen)))?;
-    let mut upstreams: Vec<UpstreamSpec> = Vec::new();
-    while let Some(u) = opt_string(args, ["-u", "--upstream"], "--upstream", HOST_PORT)? {
-        upstreams.push(parse_upstream(&u)?);
-    }
     if upstreams.is_empty() {
-        return Err(UsageError::expected("--upstream", HOST_PORT, None));
+        return Err(required("--upstream", SERVER_ADDR));
     }
     let mut config = Config::new(listen, upstreams);
-    let route = &mut config.route().settings;
-    for field in RouteSettings::fields() {
-        read_setting(args, field, |key, s| route.set_flag(key, s))?;
-    }
-    let global = &mut config.global;
-    for field in Global::fields() {
-        read_setting(args, field, |key, s| global.set_flag(key, s))?;
-    }
+    config.route().settings = route;
+    config.global = global;
     Ok(config)
+}
+
+/// A required flag that is missing.
+fn required(flag: &str, expected: &str) -> UsageError {
+    UsageError {
+        flag: flag.to_string(),
+        message: format!("required, expected {expected}"),
+    }
+}
+
+/// An argument that is no flag the command line knows: named, with the closest known flag
+/// when one is close (a typo, or a prefix).
+fn unknown(arg: &str) -> UsageError {
+    let name = arg.split('=').next().unwrap_or(arg);
+    let known = OTHER_FLAGS
+        .iter()
+        .copied()
+        .chain(RouteSettings::fields().iter().map(|f| f.flag))
+        .chain(Global::fields().iter().map(|f| f.flag));
+    let closest = known
+        .filter(|k| k.starts_with("--"))
+        .map(|k| (edit_distance(name, k), k))
+        .filter(|&(d, k)| d <= 2 || (name.len() > 4 && k.starts_with(name)))
+        .min();
+    let message = match (name.starts_with('-'), closest) {
+        (true, Some((_, flag))) => format!("unknown flag; did you mean {flag}?"),
+        (true, None) => "unknown flag".to_string(),
+        (false, _) => "unexpected argument (every value follows its flag)".to_string(),
+    };
+    UsageError {
+        flag: arg.to_string(),
+        message,
+    }
+}
+
+/// Levenshtein distance between `a` and `b` (flags are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// Fails when a flag that takes one value was given again.
+fn once(
+    args: &mut pico_args::Arguments,
+    keys: impl Into<pico_args::Keys>,
+    flag: &str,
+) -> Result<(), UsageError> {
+    match opt_string(args, keys, flag, "a value")? {
+        Some(again) => Err(UsageError {
+            flag: flag.to_string(),
+            message: format!("given more than once (again as '{again}'); it takes one value"),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Reads `field`'s flag, if given, into the settings through `set`.
@@ -155,7 +235,9 @@ fn read_setting(
         }
         (!values.is_empty()).then(|| values.join(","))
     } else {
-        opt_string(args, flag, flag, "a value")?
+        let value = opt_string(args, flag, flag, "a value")?;
+        once(args, flag, flag)?;
+        value
     };
     let Some(value) = value else {
         return Ok(());

@@ -20,7 +20,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            println!("ringproxy {}", env!("CARGO_PKG_VERSION"));
+            match env!("RINGPROXY_COMMIT") {
+                "" => println!("ringproxy {}", env!("CARGO_PKG_VERSION")),
+                commit => println!("ringproxy {} (commit {commit})", env!("CARGO_PKG_VERSION")),
+            }
             return ExitCode::SUCCESS;
         }
         Err(e) => {

@@ -370,3 +370,60 @@ fn server_name_flags() {
     assert_eq!(e.flag, "--preread-max", "{e}");
     assert!(e.message.contains("at most buffer_size (4KiB)"), "{e}");
 }
+
+#[test]
+fn messages_name_the_problem_and_suggest_the_flag() {
+    let message = |args: &[&str]| run(args).expect_err("a usage error").to_string();
+    assert_eq!(
+        message(&["--lisen", "127.0.0.1:1", "-u", "h:1"]),
+        "--lisen: unknown flag; did you mean --listen?"
+    );
+    assert_eq!(
+        message(&["-l", "127.0.0.1:1", "-u", "h:1", "--conect-timeout", "1s"]),
+        "--conect-timeout: unknown flag; did you mean --connect-timeout?"
+    );
+    assert_eq!(
+        message(&["-l", "127.0.0.1:1", "-u", "h:1", "--frobnicate"]),
+        "--frobnicate: unknown flag"
+    );
+    assert!(message(&["-u", "h:1"]).starts_with("--listen: required, expected an address"));
+    assert!(message(&["-l", "127.0.0.1:1"]).starts_with("--upstream: required, expected"));
+    assert_eq!(
+        message(&[
+            "-l",
+            "127.0.0.1:1",
+            "-u",
+            "h:1",
+            "--backlog",
+            "5",
+            "--backlog",
+            "6"
+        ]),
+        "--backlog: given more than once (again as '6'); it takes one value"
+    );
+    assert!(
+        message(&["-l", "127.0.0.1:1", "-l", "127.0.0.1:2", "-u", "h:1"])
+            .starts_with("--listen: given more than once")
+    );
+    assert!(message(&["-l", "127.0.0.1:1", "-u", "h:1", "stray"]).starts_with("stray: unexpected"));
+    // Repeatable flags may repeat.
+    assert!(
+        run(&[
+            "-l",
+            "127.0.0.1:1",
+            "-u",
+            "h:1",
+            "-u",
+            "h:2",
+            "--allow",
+            "10.0.0.0/8",
+            "--allow",
+            "::1"
+        ])
+        .is_ok()
+    );
+    assert!(
+        !message(&["--lisen", "x"]).contains("see --help"),
+        "main adds it once"
+    );
+}
