@@ -421,4 +421,6 @@ fn wrap(text: &str, width: usize) -> String {
 }
 
 #[cfg(test)]
+mod property;
+#[cfg(test)]
 mod tests;

@@ -359,26 +359,26 @@ fn duplicate_extensions_are_refused() {
 /// A random valid spec: names of random case and length, GREASE, padding.
 fn generated(rng: &mut Rng) -> Spec {
     let label = |rng: &mut Rng| -> Vec<u8> {
-        let n = 1 + rng.below(20) as usize;
+        let n = 1 + rng.below_u64(20) as usize;
         (0..n)
-            .map(|_| b"abcdefghijklmnopqrstuvwxyzABCDEF0123456789-"[rng.below(43) as usize])
+            .map(|_| b"abcdefghijklmnopqrstuvwxyzABCDEF0123456789-"[rng.below_u64(43) as usize])
             .collect()
     };
     let mut names = Vec::new();
-    for _ in 0..rng.below(3) {
-        let labels: Vec<Vec<u8>> = (0..1 + rng.below(4)).map(|_| label(rng)).collect();
+    for _ in 0..rng.below_u64(3) {
+        let labels: Vec<Vec<u8>> = (0..1 + rng.below_u64(4)).map(|_| label(rng)).collect();
         names.push((0, labels.join(&b'.')));
     }
-    let alpn = (0..rng.below(4))
+    let alpn = (0..rng.below_u64(4))
         .map(|_| label(rng).into_iter().take(8).collect())
         .collect();
     Spec {
         names,
         alpn,
-        grease: rng.below(2) == 0,
-        padding: rng.below(3000) as usize,
-        session_id: rng.below(33) as usize,
-        suites: 1 + rng.below(40) as usize,
+        grease: rng.below_u64(2) == 0,
+        padding: rng.below_u64(3000) as usize,
+        session_id: rng.below_u64(33) as usize,
+        suites: 1 + rng.below_u64(40) as usize,
     }
 }
 
@@ -398,17 +398,17 @@ fn expected(spec: &Spec) -> ClientHello {
 
 #[test]
 fn property_generated_hellos_in_random_records_and_pieces() {
-    let mut rng = Rng(0x5EED_0011_C1E0_4E11);
+    let mut rng = Rng::new(0x5EED_0011_C1E0_4E11);
     for round in 0..300 {
         let spec = generated(&mut rng);
         let message = message(&spec);
-        let cap = 1 + rng.below(message.len() as u64 + 50) as usize;
-        let bytes = framed(&message, || 1 + rng.below(cap as u64) as usize);
+        let cap = 1 + rng.below_u64(message.len() as u64 + 50) as usize;
+        let bytes = framed(&message, || 1 + rng.below_u64(cap as u64) as usize);
         // Delivered in random pieces to one scanner: incomplete until the last piece.
         let mut scanner = HelloScan::default();
         let mut have = 0;
         let got = loop {
-            have = (have + 1 + rng.below(400) as usize).min(bytes.len());
+            have = (have + 1 + rng.below_u64(400) as usize).min(bytes.len());
             match scanner.advance(&bytes[..have], MAX) {
                 Ok(Scanned::Incomplete) => assert!(have < bytes.len(), "round {round}"),
                 other => break other,
@@ -421,19 +421,19 @@ fn property_generated_hellos_in_random_records_and_pieces() {
 
 #[test]
 fn property_mutated_hellos_never_panic_and_pieces_agree_with_whole() {
-    let mut rng = Rng(0x0BAD_0011_C1E0_4E11);
+    let mut rng = Rng::new(0x0BAD_0011_C1E0_4E11);
     for round in 0..2_000 {
         let spec = generated(&mut rng);
-        let mut bytes = framed(&message(&spec), || 1 + rng.below(600) as usize);
-        for _ in 0..1 + rng.below(4) {
-            let at = rng.below(bytes.len() as u64) as usize;
+        let mut bytes = framed(&message(&spec), || 1 + rng.below_u64(600) as usize);
+        for _ in 0..1 + rng.below_u64(4) {
+            let at = rng.below_u64(bytes.len() as u64) as usize;
             bytes[at] = rng.next() as u8;
         }
-        if rng.below(4) == 0 {
-            bytes.truncate(rng.below(bytes.len() as u64) as usize);
+        if rng.below_u64(4) == 0 {
+            bytes.truncate(rng.below_u64(bytes.len() as u64) as usize);
         }
-        if rng.below(8) == 0 {
-            let n = rng.below(64) as usize;
+        if rng.below_u64(8) == 0 {
+            let n = rng.below_u64(64) as usize;
             bytes = rng.bytes(n);
         }
         let whole = scan(&bytes, MAX);
@@ -491,12 +491,12 @@ fn agrees_with_tls_parser_on_real_and_generated_hellos() {
     for capture in [OPENSSL, CURL, NO_NAME] {
         assert_eq!(tls_parser_view(capture), whole_only_at_the_end(capture));
     }
-    let mut rng = Rng(0x7115_9A45_E400_0001);
+    let mut rng = Rng::new(0x7115_9A45_E400_0001);
     for round in 0..500 {
         let message = message(&generated(&mut rng));
         let one_record = framed(&message, || MAX_RECORD);
         let theirs = tls_parser_view(&one_record);
-        let split = framed(&message, || 1 + rng.below(300) as usize);
+        let split = framed(&message, || 1 + rng.below_u64(300) as usize);
         assert_eq!(
             scan(&split, MAX),
             Ok(Scanned::Done(theirs)),

@@ -438,7 +438,7 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_never_panic() {
-        let mut rng = crate::test_rng::Rng(0xD15C_0000_0000_0001);
+        let mut rng = crate::test_rng::Rng::new(0xD15C_0000_0000_0001);
         let good = reply(
             2,
             "web.test",
@@ -449,13 +449,13 @@ mod tests {
         );
         for _ in 0..5_000 {
             let mut bytes = good.clone();
-            for _ in 0..1 + rng.below(6) {
-                let at = rng.below(bytes.len() as u64) as usize;
+            for _ in 0..1 + rng.below_u64(6) {
+                let at = rng.below_u64(bytes.len() as u64) as usize;
                 bytes[at] = rng.next() as u8;
             }
-            bytes.truncate(rng.below(bytes.len() as u64 + 1) as usize);
+            bytes.truncate(rng.below_u64(bytes.len() as u64 + 1) as usize);
             let _ = parse(&bytes, 2, "web.test", Kind::A);
-            let n = rng.below(64) as usize;
+            let n = rng.below_u64(64) as usize;
             let _ = parse(&rng.bytes(n), 2, "web.test", Kind::Srv);
         }
     }

@@ -420,4 +420,6 @@ fn in_order<'t, 'd>(
 }
 
 #[cfg(test)]
+mod property;
+#[cfg(test)]
 mod tests;

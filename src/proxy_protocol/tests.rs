@@ -357,7 +357,7 @@ trait RandomAddr {
 
 impl RandomAddr for Rng {
     fn addr(&mut self) -> SocketAddr {
-        let ip = if self.below(2) == 0 {
+        let ip = if self.below_u64(2) == 0 {
             IpAddr::V4(Ipv4Addr::from(self.next() as u32))
         } else {
             IpAddr::V6(Ipv6Addr::from(
@@ -371,20 +371,20 @@ impl RandomAddr for Rng {
 /// A random valid header and the addresses it carries.
 fn generated(rng: &mut Rng) -> (Vec<u8>, Option<(SocketAddr, SocketAddr)>) {
     let (src, dst) = (rng.addr(), rng.addr());
-    match rng.below(4) {
+    match rng.below_u64(4) {
         0 => (write_v1(src, dst), Some((src, dst))),
         1 => (write_local(Version::V2), None),
         _ => {
             let mut buf = write_v2(src, dst);
-            for _ in 0..rng.below(4) {
-                let len = rng.below(40) as usize;
+            for _ in 0..rng.below_u64(4) {
+                let len = rng.below_u64(40) as usize;
                 let value: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-                let kind = [0x01, 0x02, 0x04, 0x05, 0x20, 0xE3][rng.below(6) as usize];
+                let kind = [0x01, 0x02, 0x04, 0x05, 0x20, 0xE3][rng.below_u64(6) as usize];
                 buf.extend_from_slice(&tlv(kind, &value));
             }
             let len = (buf.len() - 16) as u16;
             buf[14..16].copy_from_slice(&len.to_be_bytes());
-            if rng.below(2) == 0 {
+            if rng.below_u64(2) == 0 {
                 buf = with_crc(buf);
             }
             (buf, Some((src, dst)))
@@ -394,7 +394,7 @@ fn generated(rng: &mut Rng) -> (Vec<u8>, Option<(SocketAddr, SocketAddr)>) {
 
 #[test]
 fn property_generated_headers_in_pieces_and_mutated() {
-    let mut rng = Rng(0x5EED_1234_ABCD_0001);
+    let mut rng = Rng::new(0x5EED_1234_ABCD_0001);
     for round in 0..2_000 {
         let (buf, addrs) = generated(&mut rng);
         let header = whole_only_at_the_end(&buf);
@@ -407,9 +407,9 @@ fn property_generated_headers_in_pieces_and_mutated() {
         );
         // Mutations never panic, and the verdict never changes once given.
         let mut mutated = buf.clone();
-        for _ in 0..1 + rng.below(3) {
-            let at = rng.below(mutated.len() as u64) as usize;
-            match rng.below(3) {
+        for _ in 0..1 + rng.below_u64(3) {
+            let at = rng.below_u64(mutated.len() as u64) as usize;
+            match rng.below_u64(3) {
                 0 => mutated[at] = rng.next() as u8,
                 1 => mutated.insert(at, rng.next() as u8),
                 _ => {
@@ -417,7 +417,7 @@ fn property_generated_headers_in_pieces_and_mutated() {
                 }
             }
         }
-        mutated.extend((0..rng.below(16)).map(|_| rng.next() as u8));
+        mutated.extend((0..rng.below_u64(16)).map(|_| rng.next() as u8));
         let mut verdict = None;
         for n in 0..=mutated.len() {
             let result = parse(&mutated[..n]);
@@ -432,7 +432,7 @@ fn property_generated_headers_in_pieces_and_mutated() {
 
 #[test]
 fn agrees_with_the_ppp_crate_on_generated_headers() {
-    let mut rng = Rng(0x0BAD_CAFE_0000_0042);
+    let mut rng = Rng::new(0x0BAD_CAFE_0000_0042);
     for round in 0..1_000 {
         let (buf, _) = generated(&mut rng);
         let ours = done(&buf);

@@ -614,6 +614,9 @@ impl<K: Kind> Kind for Optional<K> {
 }
 
 #[cfg(test)]
+mod property;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
