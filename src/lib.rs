@@ -39,6 +39,7 @@ pub mod client_hello;
 pub mod config;
 pub mod connect;
 pub mod discovery;
+pub mod display;
 pub mod dns;
 pub mod engine;
 pub mod error;

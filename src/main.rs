@@ -33,29 +33,18 @@ fn main() -> ExitCode {
     };
     let (config, path) = match source {
         Source::Flags(config) => (*config, None),
-        Source::File(path) => match file::load(&path) {
+        Source::File(path) => match file::load_all(&path) {
             Ok(config) => (config, Some(path)),
-            Err(e) => {
-                eprintln!("ringproxy: {e}");
+            Err(problems) => {
+                for e in problems {
+                    eprintln!("ringproxy: {e}");
+                }
                 return ExitCode::from(2);
             }
         },
     };
     if check {
-        for warning in config.warnings() {
-            eprintln!("ringproxy: warning: {warning}");
-        }
-        for route in config
-            .routes
-            .iter()
-            .filter(|r| r.settings.engine != EngineMode::Ring)
-        {
-            let engine =
-                ringproxy::engine::describe(route.settings.engine, route.settings.buffer_size);
-            eprintln!("ringproxy: route {}: {engine}", route.name);
-        }
-        print!("{}", file::render(&config));
-        return ExitCode::SUCCESS;
+        return check_config(&config);
     }
     let level = match verbosity {
         i32::MIN..=-2 => "error",
@@ -70,6 +59,7 @@ fn main() -> ExitCode {
     if let Some(queue) = ringproxy::log_queue::start() {
         logger.target(env_logger::Target::Pipe(Box::new(queue)));
     }
+    logger.format(log_line);
     logger.init();
     let outcome = serve(config, path);
     // The queued log lines first, so that an error is the last line printed.
@@ -80,6 +70,61 @@ fn main() -> ExitCode {
             eprintln!("ringproxy: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `--check` once the configuration is valid: what a start would find wrong besides the
+/// file — names that do not resolve, an access log that cannot be opened — each on its own
+/// line (exit 2); else the warnings, the engines and the configuration in full (exit 0).
+fn check_config(config: &ringproxy::config::ValidConfig) -> ExitCode {
+    let mut problems = Vec::new();
+    let mut discovery = ringproxy::discovery::Discovery::new(&config.global);
+    if let Err(e) = discovery.resolve(config.clone(), std::time::Instant::now()) {
+        problems.push(e.to_string());
+    }
+    if let Some(target) = &config.global.access_log
+        && let Err(e) = ringproxy::access_log::AccessLog::check(target)
+    {
+        problems.push(format!(
+            "access log {target}: cannot be opened for appending: {e}"
+        ));
+    }
+    if !problems.is_empty() {
+        for problem in problems {
+            eprintln!("ringproxy: {problem}");
+        }
+        return ExitCode::from(2);
+    }
+    for warning in config.warnings() {
+        eprintln!("ringproxy: warning: {warning}");
+    }
+    for route in config
+        .routes
+        .iter()
+        .filter(|r| r.settings.engine != EngineMode::Ring)
+    {
+        let engine = ringproxy::engine::describe(route.settings.engine, route.settings.buffer_size);
+        eprintln!("ringproxy: route {}: {engine}", route.name);
+    }
+    print!("{}", file::render(config));
+    ExitCode::SUCCESS
+}
+
+/// Formats one process-log line: time, level, `worker N: ` for a line from a worker's loop,
+/// the message; no module path.
+fn log_line(out: &mut env_logger::fmt::Formatter, record: &log::Record) -> std::io::Result<()> {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let worker = thread.name().and_then(|name| name.strip_prefix("worker-"));
+    let time = out.timestamp_millis();
+    match worker {
+        Some(n) => writeln!(
+            out,
+            "{time} {:<5} worker {n}: {}",
+            record.level(),
+            record.args()
+        ),
+        None => writeln!(out, "{time} {:<5} {}", record.level(), record.args()),
     }
 }
 

@@ -55,3 +55,75 @@ fn errors_name_file_line_and_field() {
         )
     );
 }
+
+#[test]
+fn every_problem_of_a_file_is_reported_not_just_the_first() {
+    let text = "workers = 0\n[[route]]\nname = \"a\"\nlisten = \"127.0.0.1:8080\"\n\
+                servers = [{ addr = \"127.0.0.1:1\", weight = 0 }]\n[[route]]\nname = \"b\"\n\
+                listen = \"127.0.0.1:8081\"\nidle_timeout = \"forever\"\n\
+                servers = [{ addr = \"127.0.0.1:2\" }]\n";
+    let bad = TempFile::new("many.toml", text);
+    let problems = file::load_all(&bad.0).expect_err("three problems");
+    let fields: Vec<_> = problems.iter().map(|e| e.field.as_deref()).collect();
+    assert_eq!(
+        fields,
+        [
+            Some("workers"),
+            Some("route[0].servers[0].weight"),
+            Some("route[1].idle_timeout")
+        ]
+    );
+    assert_eq!(
+        file::load(&bad.0).expect_err("first").field,
+        problems[0].field
+    );
+}
+
+#[test]
+fn check_resolves_names_and_tries_the_access_log_without_creating_it() {
+    let dir = TempFile::new("check.toml", "");
+    let log = dir.0.with_file_name("absent-dir").join("access.log");
+    let text = format!(
+        "access_log = {:?}\n[[route]]\nname = \"a\"\nlisten = \"127.0.0.1:8080\"\n\
+         servers = [{{ addr = \"no-such-host.invalid:80\" }}]\n",
+        log.display().to_string()
+    );
+    std::fs::write(&dir.0, text).unwrap();
+    let bin = env!("CARGO_BIN_EXE_ringproxy");
+    let out = std::process::Command::new(bin)
+        .args(["--check", "--config"])
+        .arg(&dir.0)
+        .output()
+        .expect("run ringproxy --check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[0].contains("no-such-host.invalid"), "{stderr}");
+    assert!(
+        lines[1].contains(&log.display().to_string()) && lines[1].contains("append"),
+        "{stderr}"
+    );
+
+    // With a log in a writable directory and a name that resolves, it passes and creates
+    // nothing.
+    let log = dir.0.with_file_name("access.log");
+    let text = format!(
+        "access_log = {:?}\n[[route]]\nname = \"a\"\nlisten = \"127.0.0.1:8080\"\n\
+         servers = [{{ addr = \"localhost:80\" }}]\n",
+        log.display().to_string()
+    );
+    std::fs::write(&dir.0, text).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["--check", "--config"])
+        .arg(&dir.0)
+        .output()
+        .expect("run ringproxy --check");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!log.exists(), "--check created the access log");
+}

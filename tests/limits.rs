@@ -48,6 +48,38 @@ fn max_conns_holds_further_clients_until_a_pair_closes() {
     proxy.stop();
 }
 
+#[test]
+fn reaching_max_conns_is_logged_once_when_it_starts_and_once_when_it_ends() {
+    let backend = Backend::echo();
+    let proxy = BinProxy::start(&["-u", &backend.addr.to_string(), "--max-conns", "1"]);
+    let mut first = connect(proxy.addr);
+    round_trip(&mut first, b"first");
+    let mut waiting: Vec<TcpStream> = (0..5).map(|_| connect(proxy.addr)).collect();
+    for client in &mut waiting {
+        client.write_all(b"x").unwrap();
+    }
+    let started = proxy.wait_for_line(|l| l.contains("max-conns 1 reached"), IO_TIMEOUT);
+    assert!(started.is_some(), "{:#?}", proxy.log());
+    drop(first);
+    let ended = proxy.wait_for_line(|l| l.contains("below max-conns 1 again"), IO_TIMEOUT);
+    assert!(ended.is_some(), "{:#?}", proxy.log());
+    assert_eq!(read_exact_within(&mut waiting[0], 1, IO_TIMEOUT), b"x");
+    let log = proxy.log();
+    let below = log.iter().position(|l| l.contains("below")).unwrap();
+    let reached = log[..below]
+        .iter()
+        .filter(|l| l.contains("reached"))
+        .count();
+    assert_eq!(
+        reached, 1,
+        "one line for one stretch at the limit: {log:#?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("ringproxy::")),
+        "no module paths in the log: {log:#?}"
+    );
+}
+
 /// Waits for the proxy's descriptor count to return to `baseline`; panics with the count.
 fn expect_fds_back_to(proxy: &BinProxy, baseline: usize, within: Duration) {
     let mut now = 0;

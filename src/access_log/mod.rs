@@ -127,6 +127,31 @@ impl AccessLog {
         })
     }
 
+    /// Checks, without creating or changing anything, that [`AccessLog::open`] could open
+    /// `target`: an existing file must open for appending, a missing one needs a directory
+    /// this process may write to (for `--check`).
+    pub fn check(target: &str) -> io::Result<()> {
+        if target == "-" {
+            return Ok(());
+        }
+        let path = std::path::Path::new(target);
+        match std::fs::OpenOptions::new().append(true).open(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let dir = match path.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir,
+                    _ => std::path::Path::new("."),
+                };
+                rustix::fs::access(
+                    dir,
+                    rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+                )
+                .map_err(io::Error::from)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The line format.
     pub fn format(&self) -> LogFormat {
         self.format
@@ -330,6 +355,20 @@ mod tests {
         drop(log);
         assert!(sink.sync(WAIT));
         assert_eq!(tmp.read(), text(&record()));
+    }
+
+    #[test]
+    fn check_opens_nothing_and_tells_what_open_would() {
+        let tmp = TempPath::new("check");
+        assert!(!std::path::Path::new(tmp.str()).exists());
+        AccessLog::check(tmp.str()).expect("a missing file in a writable directory");
+        assert!(
+            !std::path::Path::new(tmp.str()).exists(),
+            "check created it"
+        );
+        assert!(AccessLog::check("-").is_ok());
+        assert!(AccessLog::check("/nonexistent-dir/access.log").is_err());
+        assert!(AccessLog::check("/tmp").is_err(), "a directory");
     }
 
     #[test]

@@ -143,17 +143,33 @@ impl Config {
     /// port); each pool with at least one server, none listed twice, at least one neither
     /// `down` nor `backup`, every address `HOST:PORT`.
     pub fn validate(self) -> Result<ValidConfig, ConfigError> {
-        self.global
-            .check()
-            .map_err(|(key, e, got)| out_of_range(Location::Global(key), e.0, got))?;
+        self.validate_all()
+            .map_err(|mut problems| problems.swap_remove(0))
+    }
+
+    /// Checks every rule as [`Config::validate`] does, but reports every broken one (never
+    /// an empty list): the global settings, the first problem of each route, then — when
+    /// every route passed — the first rule between routes sharing an address.
+    pub fn validate_all(self) -> Result<ValidConfig, Vec<ConfigError>> {
+        let mut problems = Vec::new();
+        if let Err((key, e, got)) = self.global.check() {
+            problems.push(out_of_range(Location::Global(key), e.0, got));
+        }
         if self.routes.is_empty() {
-            return Err(ConfigError::new(Location::Routes, Problem::NoRoutes));
+            problems.push(ConfigError::new(Location::Routes, Problem::NoRoutes));
         }
+        let before = problems.len();
         for (i, route) in self.routes.iter().enumerate() {
-            self.validate_route(i, route)?;
+            problems.extend(self.validate_route(i, route).err());
         }
-        self.validate_shared()?;
-        Ok(ValidConfig(self))
+        if problems.len() == before {
+            problems.extend(self.validate_shared().err());
+        }
+        if problems.is_empty() {
+            Ok(ValidConfig(self))
+        } else {
+            Err(problems)
+        }
     }
 
     fn validate_route(&self, i: usize, route: &Route) -> Result<(), ConfigError> {

@@ -89,11 +89,37 @@ pub fn load(path: &Path) -> Result<ValidConfig, FileError> {
 
 /// Parses and validates the text of a configuration file; `path` only names the file in errors.
 pub fn parse(text: &str, path: &Path) -> Result<ValidConfig, FileError> {
+    parse_all(text, path).map_err(|mut problems| problems.swap_remove(0))
+}
+
+/// Reads and checks the file at `path` as [`parse_all`] does (for `--check`).
+pub fn load_all(path: &Path) -> Result<ValidConfig, Vec<FileError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![FileError {
+            path: path.to_path_buf(),
+            line: None,
+            field: None,
+            message: format!("cannot read the configuration file: {e}"),
+        }]
+    })?;
+    parse_all(&text, path)
+}
+
+/// Parses and validates the text of a configuration file, reporting every problem found
+/// (never an empty list): a syntax error alone, else every key that cannot be read, else
+/// every rule the configuration breaks (see [`crate::config::Config::validate_all`]).
+pub fn parse_all(text: &str, path: &Path) -> Result<ValidConfig, Vec<FileError>> {
     let file = File { text, path };
-    let doc = DeTable::parse(text).map_err(|e| file.syntax_error(&e))?;
+    let doc = DeTable::parse(text).map_err(|e| vec![file.syntax_error(&e)])?;
     let doc = doc.get_ref();
-    let config = file.read(doc)?;
-    config.validate().map_err(|e| file.invalid(doc, &e))
+    let mut problems = Vec::new();
+    let config = file.read(doc, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    config
+        .validate_all()
+        .map_err(|all| all.iter().map(|e| file.invalid(doc, e)).collect())
 }
 
 /// Keys of a route table besides its settings.
@@ -182,8 +208,9 @@ impl File<'_> {
         }
     }
 
-    /// The whole document as a configuration, each value checked as it is read.
-    fn read(&self, doc: &DeTable<'_>) -> Result<Config, FileError> {
+    /// The whole document as a configuration, each value checked as it is read; every
+    /// value that cannot be read goes to `problems` (the configuration is then incomplete).
+    fn read(&self, doc: &DeTable<'_>, problems: &mut Vec<FileError>) -> Config {
         let mut global = Global::default();
         let mut defaults = RouteSettings::default();
         let mut known: Vec<&str> = Global::KEYS.to_vec();
@@ -192,35 +219,42 @@ impl File<'_> {
             let name = key.get_ref().as_ref();
             match name {
                 "route" | "defaults" => {}
-                _ if self.setting(
-                    name.into(),
-                    value,
-                    global.set_toml(name, value.get_ref()),
-                )? => {}
-                _ => return Err(self.unknown("", key, &known)),
+                _ => match self.setting(name.into(), value, global.set_toml(name, value.get_ref()))
+                {
+                    Ok(true) => {}
+                    Ok(false) => problems.push(self.unknown("", key, &known)),
+                    Err(e) => problems.push(e),
+                },
             }
         }
         if let Some(value) = doc.get("defaults") {
-            let Some(table) = value.get_ref().as_table() else {
-                return Err(self.expected("defaults".into(), value, "a [defaults] table"));
-            };
-            self.settings("defaults.", table, &mut defaults, RouteSettings::KEYS)?;
-        }
-        let routes = match doc.get("route") {
-            None => Vec::new(),
-            Some(value) => match value.get_ref() {
-                DeValue::Array(items) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| self.route(i, item, &defaults))
-                    .collect::<Result<_, _>>()?,
-                _ => {
-                    let what = "one or more [[route]] tables";
-                    return Err(self.expected("route".into(), value, what));
+            match value.get_ref().as_table() {
+                Some(table) => {
+                    let keys = RouteSettings::KEYS;
+                    problems.extend(self.settings("defaults.", table, &mut defaults, keys));
                 }
-            },
-        };
-        Ok(Config { global, routes })
+                None => {
+                    problems.push(self.expected("defaults".into(), value, "a [defaults] table"))
+                }
+            }
+        }
+        let mut routes = Vec::new();
+        match doc.get("route").map(|value| (value, value.get_ref())) {
+            None => {}
+            Some((_, DeValue::Array(items))) => {
+                for (i, item) in items.iter().enumerate() {
+                    match self.route(i, item, &defaults) {
+                        Ok(route) => routes.push(route),
+                        Err(mut e) => problems.append(&mut e),
+                    }
+                }
+            }
+            Some((value, _)) => {
+                let what = "one or more [[route]] tables";
+                problems.push(self.expected("route".into(), value, what));
+            }
+        }
+        Config { global, routes }
     }
 
     /// Reads route settings from `table` into `settings`; other keys are unknown unless
@@ -231,53 +265,69 @@ impl File<'_> {
         table: &DeTable<'_>,
         settings: &mut RouteSettings,
         known: &[&str],
-    ) -> Result<(), FileError> {
+    ) -> Vec<FileError> {
+        let mut problems = Vec::new();
         for (key, value) in in_order(table) {
             let name = key.get_ref().as_ref();
             let field = format!("{prefix}{name}");
             if known.contains(&name) && !RouteSettings::KEYS.contains(&name) {
                 continue;
             }
-            if !self.setting(field, value, settings.set_toml(name, value.get_ref()))? {
-                return Err(self.unknown(prefix, key, known));
+            match self.setting(field, value, settings.set_toml(name, value.get_ref())) {
+                Ok(true) => {}
+                Ok(false) => problems.push(self.unknown(prefix, key, known)),
+                Err(e) => problems.push(e),
             }
         }
-        Ok(())
+        problems
     }
 
-    /// Route `i`: its settings start from `defaults`.
+    /// Route `i`: its settings start from `defaults`. The errors are every setting that
+    /// cannot be read and the first problem of its name, listen addresses or servers.
     fn route(
         &self,
         i: usize,
         item: &Value<'_>,
         defaults: &RouteSettings,
-    ) -> Result<Route, FileError> {
+    ) -> Result<Route, Vec<FileError>> {
         let prefix = format!("route[{i}].");
         let Some(table) = item.get_ref().as_table() else {
-            return Err(self.expected(format!("route[{i}]"), item, "a [[route]] table"));
+            return Err(vec![self.expected(
+                format!("route[{i}]"),
+                item,
+                "a [[route]] table",
+            )]);
         };
         let mut known: Vec<&str> = ROUTE_KEYS.to_vec();
         known.extend(RouteSettings::KEYS);
         let mut settings = defaults.clone();
-        self.settings(&prefix, table, &mut settings, &known)?;
+        let mut problems = self.settings(&prefix, table, &mut settings, &known);
         let required = |key: &str| {
             table.get(key).ok_or_else(|| {
                 let field = Some(format!("{prefix}{key}"));
                 self.error(Some(item.span()), field, "required key is missing".into())
             })
         };
-        let name = required("name")?;
-        let name = NAME
-            .parse_toml(name.get_ref())
-            .ok_or_else(|| self.expected(format!("{prefix}name"), name, &NAME.expected()))?;
-        let listen = self.listen(&prefix, required("listen")?)?;
-        let upstreams = self.servers(&prefix, required("servers")?)?;
-        Ok(Route {
-            name,
-            listen,
-            upstreams,
-            settings,
-        })
+        let name = required("name").and_then(|name| {
+            NAME.parse_toml(name.get_ref())
+                .ok_or_else(|| self.expected(format!("{prefix}name"), name, &NAME.expected()))
+        });
+        let listen = required("listen").and_then(|listen| self.listen(&prefix, listen));
+        let upstreams = required("servers").and_then(|servers| self.servers(&prefix, servers));
+        match (name, listen, upstreams) {
+            (Ok(name), Ok(listen), Ok(upstreams)) if problems.is_empty() => Ok(Route {
+                name,
+                listen,
+                upstreams,
+                settings,
+            }),
+            (name, listen, upstreams) => {
+                problems.extend(name.err());
+                problems.extend(listen.err());
+                problems.extend(upstreams.err());
+                Err(problems)
+            }
+        }
     }
 
     /// `listen`: one address, or an array of them.

@@ -147,8 +147,8 @@ impl Proxy {
         self.listeners.close_all(self.poll.registry());
         let open = self.pairs.len();
         info!(
-            "draining: listeners closed, waiting up to {:?} for {open} connection(s)",
-            self.global.drain_timeout
+            "draining: listeners closed, waiting up to {} for {open} connection(s)",
+            crate::display::Secs(self.global.drain_timeout)
         );
         self.state = RunState::Draining {
             open_at_start: open,

@@ -12,7 +12,7 @@ use super::routes::Routes;
 use crate::checks::{Finished, Probes};
 use crate::timers::Timers;
 use crate::upstream::{CheckState, UpstreamId};
-use log::info;
+use log::warn;
 use mio::Registry;
 use std::sync::Arc;
 use std::time::Instant;
@@ -168,13 +168,13 @@ impl Health {
             self.board.post(&state.name, s.addr, now_up);
         }
         match changed {
-            Some(true) => info!(
-                "upstream {} is up: {} consecutive checks succeeded",
-                s.addr, policy.rise
+            Some(true) => warn!(
+                "route {}: upstream {} is up: {} consecutive checks succeeded",
+                state.name, s.addr, policy.rise
             ),
-            Some(false) => info!(
-                "upstream {} is down: {} consecutive checks failed (last: {why})",
-                s.addr, policy.fall
+            Some(false) => warn!(
+                "route {}: upstream {} is down: {} consecutive checks failed (last: {why})",
+                state.name, s.addr, policy.fall
             ),
             None => {}
         }

@@ -20,6 +20,7 @@ mod metrics_http;
 mod pairs;
 mod refusals;
 mod routes;
+mod saturation;
 mod setup;
 mod snapshot;
 
@@ -123,6 +124,8 @@ struct AcceptGate {
     failures: u64,
     /// An upstream socket could not be created for lack of descriptors (logged once).
     short_of_sockets: bool,
+    /// Whether accepts wait for `max_conns` (logged when it starts, lasts and ends).
+    saturation: saturation::Saturation,
 }
 
 /// What the workers of one process share, off the data path: the latest metrics snapshot
@@ -405,6 +408,7 @@ impl Proxy {
 
     /// Accepts waiting clients while below `max_conns`, running and not paused.
     fn accept(&mut self, now: Instant) {
+        self.note_saturation(now);
         while self.state == RunState::Running
             && !self.gate.paused
             && self.pairs.len() < self.gate.max_conns
@@ -433,8 +437,9 @@ impl Proxy {
                 Err(e) => {
                     if self.gate.failures == 0 {
                         warn!(
-                            "accept on {addr} failed: {e}; pausing accepts for {ACCEPT_PAUSE:?} \
-                             and retrying until it works ({} connections open)",
+                            "accept on {addr} failed: {e}; pausing accepts for {} and \
+                             retrying until it works ({} connections open)",
+                            crate::display::Secs(ACCEPT_PAUSE),
                             self.pairs.len()
                         );
                     }
@@ -443,6 +448,33 @@ impl Proxy {
                     self.pause_accepts(now);
                 }
             }
+        }
+    }
+
+    /// Logs when clients start, go on and stop waiting for `max_conns`.
+    fn note_saturation(&mut self, now: Instant) {
+        use saturation::Note;
+        let max = self.gate.max_conns;
+        let note = if self.pairs.len() < max {
+            self.gate.saturation.below(now)
+        } else if self.state == RunState::Running && self.listeners.next_pending().is_some() {
+            self.gate.saturation.full(now)
+        } else {
+            None
+        };
+        match note {
+            Some(Note::Started) => warn!(
+                "max-conns {max} reached: new clients wait in the listen backlog (per worker)"
+            ),
+            Some(Note::Lasting(d)) => warn!(
+                "still at max-conns {max} after {}: new clients wait",
+                crate::display::Secs(d)
+            ),
+            Some(Note::Ended(d)) => warn!(
+                "below max-conns {max} again after {} at it",
+                crate::display::Secs(d)
+            ),
+            None => {}
         }
     }
 

@@ -54,7 +54,8 @@ impl Proxy {
                     why,
                 } => {
                     let _ = self.poll.registry().deregister(&mut stream);
-                    if let Some(until) = self.routes[route].abandon(server, &why, now) {
+                    let client = self.pairs.get(key).map(Pair::client_addr);
+                    if let Some(until) = self.routes[route].abandon(server, client, &why, now) {
                         self.timers.schedule(until, Timer::recovered(route, server));
                     }
                 }
@@ -122,6 +123,11 @@ impl Proxy {
             }
         }
         let Some(server) = route.pick(pair.client_addr().ip(), pair.tried(), now) else {
+            info!(
+                "route {}: no server left for client {}; closed",
+                route.name,
+                pair.client_addr()
+            );
             return pair.no_server(&mut self.actions);
         };
         if !pair.tried().is_empty() {
@@ -161,7 +167,8 @@ impl Proxy {
             }
             Err(e) => {
                 let route_index = pair.route();
-                if let Some(until) = route.failed_at_once(server, &e, now) {
+                let client = Some(pair.client_addr());
+                if let Some(until) = route.failed_at_once(server, client, &e, now) {
                     let timer = Timer::recovered(route_index, server);
                     self.timers.schedule(until, timer);
                 }

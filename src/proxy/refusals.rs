@@ -6,7 +6,7 @@
 use crate::error::CloseReason;
 use log::info;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A run of refusals with no quiet housekeeping tick between them.
 #[derive(Debug)]
@@ -57,10 +57,10 @@ impl Refusals {
         }
         let lasted = now.saturating_duration_since(burst.started);
         info!(
-            "refusals stopped: {} denied and {} limited in {:?}",
+            "refusals stopped: {} denied and {} limited in {}",
             burst.denied,
             burst.limited,
-            Duration::from_millis(lasted.as_millis() as u64)
+            crate::display::Secs(lasted)
         );
         self.burst = None;
     }

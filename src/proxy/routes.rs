@@ -9,6 +9,7 @@
 
 use crate::balance::Balancer;
 use crate::config;
+use crate::display::{OrDash, Secs};
 use crate::engine::Storage;
 use crate::error::CloseReason;
 use crate::health::{ActivePolicy, PassivePolicy};
@@ -23,7 +24,7 @@ use crate::settings::RouteSettings;
 use crate::settings::kinds::Named;
 use crate::stats::RouteStats;
 use crate::upstream::{CheckState, Pool, Upstream, UpstreamId};
-use log::{info, warn};
+use log::warn;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::{Index, IndexMut};
@@ -324,7 +325,13 @@ impl RouteState {
 
     /// The attempt on `id` ended with `why`: releases it and counts the failure. Returns
     /// when passive health's unavailability ends, if this failure started it.
-    pub fn abandon(&mut self, id: UpstreamId, why: &Failure, now: Instant) -> Option<Instant> {
+    pub fn abandon(
+        &mut self,
+        id: UpstreamId,
+        client: Option<SocketAddr>,
+        why: &Failure,
+        now: Instant,
+    ) -> Option<Instant> {
         self.release(id);
         let stats = &mut self.pool.servers[id].stats;
         match why {
@@ -335,7 +342,12 @@ impl RouteState {
             Failure::TimedOut => "connect timed out".to_string(),
             Failure::Failed(e) => e.to_string(),
         };
-        warn!("connect to upstream {} failed: {err}", self.pool.addr(id));
+        warn!(
+            "route {}: client {}: connect to upstream {} failed: {err}",
+            self.name,
+            OrDash(client),
+            self.pool.addr(id)
+        );
         self.count_failure(id, now)
     }
 
@@ -343,11 +355,14 @@ impl RouteState {
     pub fn failed_at_once(
         &mut self,
         id: UpstreamId,
+        client: Option<SocketAddr>,
         err: &std::io::Error,
         now: Instant,
     ) -> Option<Instant> {
         warn!(
-            "connect to upstream {} failed at once: {err}",
+            "route {}: client {}: connect to upstream {} failed at once: {err}",
+            self.name,
+            OrDash(client),
             self.pool.addr(id)
         );
         self.pool.servers[id].stats.connect_failures += 1;
@@ -357,12 +372,13 @@ impl RouteState {
     fn count_failure(&mut self, id: UpstreamId, now: Instant) -> Option<Instant> {
         let policy = self.passive();
         let until = self.pool.servers[id].passive.record_failure(policy, now)?;
-        info!(
-            "upstream {} unavailable for {:?}: {} failed connect(s) within {:?}",
+        warn!(
+            "route {}: upstream {} unavailable for {}: {} failed connect(s) within {}",
+            self.name,
             self.pool.addr(id),
-            policy.fail_timeout,
+            Secs(policy.fail_timeout),
             policy.max_fails,
-            policy.fail_timeout
+            Secs(policy.fail_timeout)
         );
         Some(until)
     }
@@ -373,8 +389,9 @@ impl RouteState {
             return;
         };
         if server.passive.is_available(now) && !self.retired {
-            info!(
-                "upstream {} available again: fail-timeout elapsed",
+            warn!(
+                "route {}: upstream {} available again: fail-timeout elapsed",
+                self.name,
                 self.pool.addr(id)
             );
         }
@@ -394,14 +411,14 @@ impl RouteState {
         format!(
             "route {}: listening on {}, upstreams [{}], balance {}, buffer-size {} bytes per \
              direction, max-conns {max_conns} (descriptor limit {fd_limit}), connect-timeout \
-             {:?}, idle-timeout {:?}, {}",
+             {}, idle-timeout {}, {}",
             self.name,
             listen.join(", "),
             servers.join(", "),
             s.balance.name(),
             s.buffer_size,
-            s.connect_timeout,
-            s.idle_timeout,
+            Secs(s.connect_timeout),
+            Secs(s.idle_timeout),
             crate::engine::describe(s.engine, s.buffer_size),
         )
     }
