@@ -335,7 +335,7 @@ fn help_fields(out: &mut String, section: Section) {
 /// The text `--help` prints: usage, then every flag with its default, from the schema.
 pub fn help() -> String {
     let mut out = String::from(
-        "ringproxy - a single-threaded TCP (layer 4) reverse proxy with bounded ring buffers\n\n\
+        "ringproxy - a TCP (layer 4) reverse proxy and load balancer with bounded buffers\n\n\
          USAGE:\n    \
          ringproxy --listen ADDR --upstream HOST:PORT [--upstream HOST:PORT ...] [OPTIONS]\n    \
          ringproxy --config FILE [--check]\n\nREQUIRED:\n",

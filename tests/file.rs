@@ -127,3 +127,30 @@ fn check_resolves_names_and_tries_the_access_log_without_creating_it() {
     );
     assert!(!log.exists(), "--check created the access log");
 }
+
+#[test]
+fn every_example_configuration_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(dir).expect("examples/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            file::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            loaded += 1;
+        }
+    }
+    assert!(loaded >= 4, "{loaded} examples");
+}
+
+#[test]
+fn a_global_key_inside_a_route_says_where_it_belongs() {
+    let text = "[[route]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\nworkers = 2\n\
+                servers = [{ addr = \"127.0.0.1:2\" }]\n";
+    let bad = TempFile::new("global.toml", text);
+    let e = file::load(&bad.0).expect_err("workers is global");
+    assert!(
+        e.message
+            .ends_with("(a global setting: put it before the first table)"),
+        "{e}"
+    );
+}

@@ -186,6 +186,8 @@ impl File<'_> {
             message += &format!(" (keys use '_' where flags use '-': `{underscored}`)");
         } else if prefix.is_empty() && RouteSettings::KEYS.contains(&key.get_ref().as_ref()) {
             message += " (a per-route setting: put it in [defaults] or a [[route]])";
+        } else if !prefix.is_empty() && Global::KEYS.contains(&key.get_ref().as_ref()) {
+            message += " (a global setting: put it before the first table)";
         }
         self.error(
             Some(key.span()),
