@@ -45,6 +45,7 @@ pub mod engine;
 pub mod error;
 pub mod file;
 pub mod health;
+pub mod heartbeat;
 pub mod io;
 pub mod limits;
 pub mod log_queue;
@@ -58,6 +59,7 @@ pub mod ring;
 pub mod server_names;
 pub mod settings;
 pub mod stats;
+pub mod systemd;
 #[cfg(test)]
 mod test_rng;
 pub mod timers;

@@ -6,22 +6,32 @@
 //! publish each second). The calling thread only waits for signals: SIGTERM/SIGINT drain
 //! (a second one stops at once), SIGHUP re-reads the configuration file and reloads every
 //! worker, SIGUSR1 reopens the access log.
+//!
+//! Process-wide lines are printed here, once, with process totals: the start lines, the
+//! drain's start and end, the reload result (each worker answers, [`crate::proxy::combine`]
+//! adds the answers up). systemd hears the same story ([`crate::systemd`]): ready, reloading,
+//! reloaded (or not), stopping, and watchdog pings while every loop turns.
 
 use crate::discovery::{self, Discovery};
 use crate::error::StartError;
 use crate::file;
-use crate::proxy::{Handle, Proxy, Shared};
+use crate::proxy::{self, Draining, Handle, Proxy, Reloaded, Shared};
 use crate::resolve::ResolvedConfig;
+use crate::systemd::{self, Message, Notifier};
 use log::{error, info, warn};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long the signal thread waits for the workers' answers to a drain or a reload.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// Binds every worker's listeners (the first worker fixes ports given as 0), so that any
-/// start error is reported before a loop runs.
+/// start error is reported before a loop runs; then logs the start lines, once.
 pub fn bind(config: &ResolvedConfig) -> Result<Vec<Proxy>, StartError> {
     let workers = config.config().global.workers.max(1);
     let shared = Shared::new(workers);
@@ -34,6 +44,9 @@ pub fn bind(config: &ResolvedConfig) -> Result<Vec<Proxy>, StartError> {
             worker,
             Arc::clone(&shared),
         )?);
+    }
+    for line in proxies[0].start_lines() {
+        info!("{line}");
     }
     Ok(proxies)
 }
@@ -57,6 +70,9 @@ pub fn run(
     discovery: Discovery,
 ) -> Result<(), RunError> {
     let handles: Vec<Handle> = proxies.iter().map(Proxy::handle).collect();
+    let shared = proxies.first().map(|p| Arc::clone(p.shared()));
+    let serving = proxies.first().map(Proxy::serving).unwrap_or_default();
+    let notifier = Arc::new(Notifier::from_env());
     let discovery = Arc::new(Mutex::new(discovery));
     let to_workers = handles.clone();
     let (dns, dns_thread) = discovery::spawn(Arc::clone(&discovery), move |config| {
@@ -83,6 +99,13 @@ pub fn run(
                 source,
             })
         })?;
+    let setup = |what| move |source| RunError::Start(StartError::Setup { what, source });
+    let watchdog = match &shared {
+        Some(shared) => systemd::watchdog::spawn(&notifier, shared.heartbeats())
+            .map_err(setup("start the watchdog thread"))?,
+        None => None,
+    };
+    notifier.notify(&Message::new().status(&serving.to_string()).ready());
     let signal_handle = signals.handle();
     let joiner = thread::spawn(move || {
         let mut result = Ok(());
@@ -99,7 +122,21 @@ pub fn run(
     let mut stopping = false;
     for signal in signals.forever() {
         match signal {
-            SIGHUP => reload(&handles, file.as_ref(), &discovery),
+            SIGHUP if stopping => info!("SIGHUP while draining: not reloading"),
+            SIGHUP => {
+                notifier.notify(&Message::new().reloading(systemd::monotonic_now()));
+                let done = match reload(&handles, file.as_ref(), &discovery) {
+                    Ok(reloaded) => {
+                        info!("configuration reloaded: {}", reloaded.changes);
+                        Message::new().status(&reloaded.serving.to_string())
+                    }
+                    Err(e) => {
+                        error!("reload failed, keeping the running configuration: {e}");
+                        Message::new().status(&format!("reload failed: {e}"))
+                    }
+                };
+                notifier.notify(&done.ready());
+            }
             SIGUSR1 => {
                 info!("SIGUSR1: reopening the access log");
                 send_all(&handles, Handle::reopen_log);
@@ -111,15 +148,44 @@ pub fn run(
             _ => {
                 info!("signal {signal}: draining (send it again to stop at once)");
                 stopping = true;
-                send_all(&handles, Handle::drain);
+                notifier.notify(&Message::new().stopping());
+                info!("{}", drain(&handles).line());
             }
         }
     }
+    if let Some(watchdog) = watchdog {
+        watchdog.stop();
+    }
     let _ = dns.send(discovery::Message::Stop);
     let _ = dns_thread.join();
-    joiner
+    let result = joiner
         .join()
-        .unwrap_or_else(|_| Err(RunError::Loop(io::Error::other("the joiner panicked"))))
+        .unwrap_or_else(|_| Err(RunError::Loop(io::Error::other("the joiner panicked"))));
+    for line in shared.map(|s| s.ended()).unwrap_or_default().lines() {
+        info!("{line}");
+    }
+    result
+}
+
+/// Starts a drain in every worker; their answers added up.
+fn drain(handles: &[Handle]) -> Draining {
+    let answers: Vec<mpsc::Receiver<Draining>> = handles
+        .iter()
+        .filter_map(|h| {
+            h.drain_and_report()
+                .map_err(|e| warn!("cannot reach a worker: {e}"))
+                .ok()
+        })
+        .collect();
+    let deadline = Instant::now() + ANSWER_WITHIN;
+    let mut total = Draining::default();
+    for answer in answers {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(draining) = answer.recv_timeout(left) {
+            total.add(draining);
+        }
+    }
+    total
 }
 
 fn send_all(handles: &[Handle], command: impl Fn(&Handle) -> io::Result<()>) {
@@ -131,35 +197,37 @@ fn send_all(handles: &[Handle], command: impl Fn(&Handle) -> io::Result<()>) {
 }
 
 /// Re-reads the configuration file, resolves its names (here, off the loops; every name
-/// followed in DNS is asked again) and sends it to every worker; a file that does not
-/// parse, validate or resolve changes nothing.
-fn reload(handles: &[Handle], file: Option<&PathBuf>, discovery: &Mutex<Discovery>) {
-    let Some(path) = file else {
-        warn!("SIGHUP: no configuration file (--config) to reload; ignored");
-        return;
-    };
-    let config = match file::load(path) {
-        Ok(config) => config,
-        Err(e) => return error!("SIGHUP: {e}; keeping the running configuration"),
-    };
+/// followed in DNS is asked again), sends it to every worker and adds up their answers; a
+/// file that does not parse, validate or resolve changes nothing.
+fn reload(
+    handles: &[Handle],
+    file: Option<&PathBuf>,
+    discovery: &Mutex<Discovery>,
+) -> Result<Reloaded, String> {
+    let path = file.ok_or("no configuration file (--config) to reload")?;
+    let config = file::load(path).map_err(|e| e.to_string())?;
     for warning in config.warnings() {
         warn!("SIGHUP: {warning}");
     }
-    let Ok(mut discovery) = discovery.lock() else {
-        return error!(
-            "SIGHUP: the discovery state is poisoned; keeping the running configuration"
-        );
-    };
-    let config = match discovery.resolve(config, std::time::Instant::now()) {
-        Ok(config) => config,
-        Err(e) => return error!("SIGHUP: {e}; keeping the running configuration"),
-    };
+    let config = discovery
+        .lock()
+        .map_err(|_| "the discovery state is poisoned")?
+        .resolve(config, Instant::now())
+        .map_err(|e| e.to_string())?;
     info!("SIGHUP: reloading {}", path.display());
-    for handle in handles {
-        if let Err(e) = handle.reload(config.clone()) {
-            warn!("cannot reach a worker: {e}");
-        }
-    }
+    let answers: Vec<_> = handles
+        .iter()
+        .map(|h| h.reload_and_report(config.clone()).ok())
+        .collect();
+    let deadline = Instant::now() + ANSWER_WITHIN;
+    let answers = answers
+        .into_iter()
+        .map(|answer| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            answer.and_then(|rx| rx.recv_timeout(left).ok())
+        })
+        .collect();
+    proxy::combine(answers)
 }
 
 /// Why running the workers failed.

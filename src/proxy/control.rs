@@ -2,8 +2,13 @@
 //! access log. A command is queued and the loop woken through a `mio::Waker`; the loop runs
 //! the queue in order on its next turn, so no loop state is ever shared. A reload arrives
 //! validated and resolved: the loop only binds new listeners and applies it.
+//!
+//! A drain or reload sent with a reply channel is answered on it and not logged here: the
+//! process adds up the answers of its workers and logs once. Without one (a lone loop, in
+//! tests) the loop logs the outcome itself.
 
 use super::health::Health;
+use super::report::{Draining, ReloadReply, Reloaded};
 use super::{Proxy, RunState, Timer};
 use crate::error::{CloseReason, StartError};
 use crate::resolve::ResolvedConfig;
@@ -20,10 +25,11 @@ use std::time::{Duration, Instant};
 pub enum Command {
     /// Close everything and stop now.
     Stop,
-    /// Stop accepting, let open connections finish for up to the drain timeout, then stop.
-    Drain,
-    /// Apply this configuration in place.
-    Reload(ResolvedConfig),
+    /// Stop accepting, let open connections finish for up to the drain timeout, then stop;
+    /// say so on the channel, if any (nothing is sent if the loop was no longer running).
+    Drain(Option<mpsc::Sender<Draining>>),
+    /// Apply this configuration in place; answer on the channel, if any.
+    Reload(ResolvedConfig, Option<mpsc::Sender<ReloadReply>>),
     /// Apply this configuration, which differs from the running one only in the addresses
     /// DNS gave its names (discovery): applied as a reload, logged at debug.
     Servers(ResolvedConfig),
@@ -76,12 +82,31 @@ impl Handle {
 
     /// Graceful stop: see [`Command::Drain`].
     pub fn drain(&self) -> io::Result<()> {
-        self.send(Command::Drain)
+        self.send(Command::Drain(None))
+    }
+
+    /// Graceful stop, answered on the returned channel once the listeners are closed (the
+    /// channel closes without an answer if the loop was already stopping).
+    pub fn drain_and_report(&self) -> io::Result<mpsc::Receiver<Draining>> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Drain(Some(tx)))?;
+        Ok(rx)
     }
 
     /// Applies `config` in place.
     pub fn reload(&self, config: ResolvedConfig) -> io::Result<()> {
-        self.send(Command::Reload(config))
+        self.send(Command::Reload(config, None))
+    }
+
+    /// Applies `config` in place and answers on the returned channel once it is applied or
+    /// refused.
+    pub fn reload_and_report(
+        &self,
+        config: ResolvedConfig,
+    ) -> io::Result<mpsc::Receiver<ReloadReply>> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Reload(config, Some(tx)))?;
+        Ok(rx)
     }
 
     /// Applies new addresses from DNS: see [`Command::Servers`].
@@ -112,19 +137,28 @@ impl Proxy {
         };
         for command in commands {
             match command {
-                Command::Stop => {
-                    if !self.pairs.is_empty() {
-                        info!("stopping now: cutting {} connection(s)", self.pairs.len());
+                Command::Stop => self.state = RunState::Stopped,
+                Command::Drain(reply) => match (self.drain(now), reply) {
+                    (Some(draining), Some(reply)) => {
+                        let _ = reply.send(draining);
                     }
-                    self.state = RunState::Stopped;
-                }
-                Command::Drain => self.drain(now),
-                Command::Reload(config) => match self.reload(&config, now) {
-                    Ok(summary) => info!("configuration reloaded: {summary}"),
-                    Err(e) => error!("reload failed, keeping the running configuration: {e}"),
+                    (Some(draining), None) => info!("{}", draining.line()),
+                    (None, _) => {}
                 },
+                Command::Reload(config, reply) => {
+                    let outcome = self.reload(&config, now);
+                    match (outcome, reply) {
+                        (outcome, Some(reply)) => {
+                            let _ = reply.send(outcome);
+                        }
+                        (Ok(r), None) => info!("configuration reloaded: {}", r.changes),
+                        (Err(e), None) => {
+                            error!("reload failed, keeping the running configuration: {e}")
+                        }
+                    }
+                }
                 Command::Servers(config) => match self.reload(&config, now) {
-                    Ok(summary) => debug!("new addresses from DNS applied: {summary}"),
+                    Ok(r) => debug!("new addresses from DNS applied: {}", r.changes),
                     Err(e) => error!("cannot apply new addresses from DNS: {e}"),
                 },
                 Command::Addrs(reply) => {
@@ -139,35 +173,33 @@ impl Proxy {
         }
     }
 
-    /// Closes the listeners and lets open pairs finish until the drain timeout.
-    fn drain(&mut self, now: Instant) {
+    /// Closes the listeners and lets open pairs finish until the drain timeout; `None` if
+    /// the loop was no longer running.
+    fn drain(&mut self, now: Instant) -> Option<Draining> {
         if self.state != RunState::Running {
-            return;
+            return None;
         }
         self.listeners.close_all(self.poll.registry());
         let open = self.pairs.len();
-        info!(
-            "draining: listeners closed, waiting up to {} for {open} connection(s)",
-            crate::display::Secs(self.global.drain_timeout)
-        );
-        self.state = RunState::Draining {
-            open_at_start: open,
-        };
+        self.ended.drained = 1;
+        self.ended.open_at_drain = open;
+        self.state = RunState::Draining;
         self.timers
             .schedule(now + self.global.drain_timeout, Timer::DrainDeadline);
+        Some(Draining {
+            open,
+            timeout: self.global.drain_timeout,
+        })
     }
 
     /// The drain timeout passed: cuts what is still open and stops.
     pub(super) fn drain_deadline(&mut self, now: Instant) {
-        let RunState::Draining { open_at_start } = self.state else {
+        if self.state != RunState::Draining {
             return;
-        };
-        let cut = self.pairs.len();
+        }
+        self.ended.timed_out = 1;
+        self.ended.cut_at_timeout = self.pairs.len();
         self.close_all(CloseReason::Drained, now);
-        info!(
-            "drain timeout: {} connection(s) finished, {cut} cut",
-            open_at_start.saturating_sub(cut)
-        );
         self.state = RunState::Stopped;
     }
 }
@@ -177,7 +209,7 @@ impl Proxy {
     /// their pairs finish, changed pools and settings apply to new connections, listeners
     /// that stay keep their sockets. If a new address cannot be bound (or the access log
     /// opened) nothing changes and the error is returned.
-    fn reload(&mut self, config: &ResolvedConfig, now: Instant) -> Result<String, StartError> {
+    fn reload(&mut self, config: &ResolvedConfig, now: Instant) -> ReloadReply {
         if self.state != RunState::Running {
             return Err(StartError::Setup {
                 what: "reload while stopping",
@@ -190,7 +222,7 @@ impl Proxy {
             route.listen.iter().map(move |&addr| (addr, backlog, i))
         });
         let bound = self.listeners.bind_missing(wanted, self.workers() > 1)?;
-        if valid.global.workers != self.global.workers {
+        if valid.global.workers != self.global.workers && self.worker == 0 {
             info!(
                 "workers {} -> {}: takes effect at the next start",
                 self.global.workers, valid.global.workers
@@ -217,13 +249,17 @@ impl Proxy {
                 })
             });
         }
-        Ok(format!(
+        let changes = format!(
             "{} route(s): {} added, {} removed, {} changed; listeners: {opened} opened, {closed} \
              closed",
             applied.plan.len(),
             applied.added,
             applied.removed,
             applied.changed,
-        ))
+        );
+        Ok(Reloaded {
+            changes,
+            serving: self.serving(),
+        })
     }
 }

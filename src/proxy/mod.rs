@@ -10,7 +10,8 @@
 //! once for readable|writable. The parts: `listeners.rs`, `routes.rs` (routes, servers,
 //! reload), `pairs.rs` (carrying out what pairs ask for), `health.rs` (active checks),
 //! `refusals.rs` (refusal bursts in the log), `metrics_http.rs` and `snapshot.rs` (`/metrics`),
-//! `control.rs` (commands from other threads, drain, reload), `setup.rs` (binding a loop).
+//! `control.rs` (commands from other threads, drain, reload), `report.rs` (what a loop
+//! reports for the process to add up), `setup.rs` (binding a loop).
 
 mod board;
 mod control;
@@ -19,16 +20,19 @@ mod listeners;
 mod metrics_http;
 mod pairs;
 mod refusals;
+mod report;
 mod routes;
 mod saturation;
 mod setup;
 mod snapshot;
 
 pub use control::{Command, Handle};
+pub use report::{Draining, Ended, ReloadReply, Reloaded, Serving, combine};
 
 use crate::access_log::AccessLog;
 use crate::engine::Engine;
 use crate::error::CloseReason;
+use crate::heartbeat::Heartbeats;
 use crate::pair::{Actions, Pair, PairTimer, Spares};
 use crate::settings::Global;
 use crate::stats::{IoStats, Snapshot};
@@ -107,9 +111,7 @@ impl Timer {
 enum RunState {
     Running,
     /// Listeners are closed; open pairs may finish until the deadline.
-    Draining {
-        open_at_start: usize,
-    },
+    Draining,
     Stopped,
 }
 
@@ -118,6 +120,8 @@ enum RunState {
 struct AcceptGate {
     /// Most pairs at once in this loop.
     max_conns: usize,
+    /// Most pairs at once in the process (what the operator set).
+    process_max_conns: usize,
     /// Accepting is paused until the `AcceptResume` timer fires.
     paused: bool,
     /// Failed accepts since the last successful one: a burst is logged once, when it starts.
@@ -129,10 +133,13 @@ struct AcceptGate {
 }
 
 /// What the workers of one process share, off the data path: the latest metrics snapshot
-/// of each, for worker 0 to serve, and the health board worker 0 posts check results to.
+/// of each, for worker 0 to serve, the health board worker 0 posts check results to, each
+/// loop's heartbeat (for the watchdog), and how the loops that stopped ended.
 pub struct Shared {
     snapshots: Mutex<Vec<Option<Snapshot>>>,
     board: Arc<board::HealthBoard>,
+    heartbeats: Arc<Heartbeats>,
+    ended: Mutex<Ended>,
 }
 
 impl Shared {
@@ -141,7 +148,25 @@ impl Shared {
         Arc::new(Shared {
             snapshots: Mutex::new(vec![None; workers]),
             board: Arc::default(),
+            heartbeats: Arc::new(Heartbeats::new(workers, Instant::now())),
+            ended: Mutex::default(),
         })
+    }
+
+    /// Every loop's heartbeat.
+    pub fn heartbeats(&self) -> &Arc<Heartbeats> {
+        &self.heartbeats
+    }
+
+    /// How the loops that have stopped so far ended, added up.
+    pub fn ended(&self) -> Ended {
+        self.ended.lock().map_or_else(|e| *e.into_inner(), |e| *e)
+    }
+
+    fn record_end(&self, ended: Ended) {
+        if let Ok(mut total) = self.ended.lock() {
+            total.add(ended);
+        }
     }
 }
 
@@ -175,6 +200,8 @@ pub struct Proxy {
     shared: Arc<Shared>,
     /// The health board version this worker applied last (workers other than 0).
     board_seen: u64,
+    /// How this loop's run is ending, for the process to add up.
+    ended: Ended,
 }
 
 impl Proxy {
@@ -193,6 +220,20 @@ impl Proxy {
         self.metrics.as_ref().map(|m| m.addr)
     }
 
+    /// What this loop serves now: routes in force, listen addresses, open connections.
+    pub fn serving(&self) -> Serving {
+        Serving {
+            routes: self.routes.iter().filter(|r| !r.retired).count(),
+            listeners: self.listeners.addrs().len(),
+            open: self.pairs.len(),
+        }
+    }
+
+    /// What this loop shares with the other workers of its process.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// How many loops share the process (from the configuration it started with).
     fn workers(&self) -> usize {
         self.global.workers.max(1)
@@ -203,12 +244,20 @@ impl Proxy {
         Handle::new(Arc::clone(&self.control))
     }
 
-    /// Runs until stopped or drained; then closes whatever is still open.
+    /// Runs until stopped or drained; then closes whatever is still open and adds how the
+    /// run ended to [`Shared::ended`].
     pub fn run(mut self) -> io::Result<()> {
+        let result = self.turn_until_stopped();
+        self.shared.heartbeats.retire(self.worker);
+        result
+    }
+
+    fn turn_until_stopped(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        let heartbeats = Arc::clone(&self.shared.heartbeats);
         while self.state != RunState::Stopped {
             let timeout = if self.ready.is_empty() {
-                self.timers.poll_timeout(Instant::now())
+                heartbeats.bounded(self.timers.poll_timeout(Instant::now()))
             } else {
                 Some(Duration::ZERO)
             };
@@ -218,6 +267,7 @@ impl Proxy {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
+            heartbeats.beat(self.worker, now);
             for (key, id) in std::mem::take(&mut self.ready) {
                 if let Some(pair) = self.pairs.get_mut(key).filter(|p| p.id() == id) {
                     let route = &mut self.routes[pair.route()];
@@ -233,22 +283,19 @@ impl Proxy {
             self.feed_starved(now);
             self.accept(now);
             self.compact_timers();
-            if let RunState::Draining { open_at_start } = self.state
-                && self.pairs.is_empty()
-            {
-                info!("drained: {open_at_start} connection(s) finished, none cut");
+            if self.state == RunState::Draining && self.pairs.is_empty() {
                 self.state = RunState::Stopped;
             }
         }
         let now = Instant::now();
-        let open = self.pairs.len();
+        self.ended.closed_at_stop = self.pairs.len();
         self.close_all(CloseReason::Shutdown, now);
         if let Some(log) = self.access_log.as_mut()
             && !log.finish(Duration::from_secs(2))
         {
             warn!("the access log could not be written out within 2 s of stopping");
         }
-        info!("stopped; closed {open} open connection(s)");
+        self.shared.record_end(self.ended);
         Ok(())
     }
 

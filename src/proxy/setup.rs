@@ -5,6 +5,7 @@ use super::control::Control;
 use super::health::Health;
 use super::listeners::{Listeners, bind_listener};
 use super::metrics_http::MetricsServer;
+use super::report::Ended;
 use super::routes::{Routes, Shares};
 use super::{AcceptGate, HOUSEKEEPING, Proxy, RunState, Shared, Timer};
 use crate::access_log::AccessLog;
@@ -25,13 +26,18 @@ use std::time::Instant;
 
 impl Proxy {
     /// A single loop serving every route of `config`: binds the listeners and prepares the
-    /// poller. Logs one info line per route.
+    /// poller. Logs one info line per route ([`Proxy::start_lines`]).
     pub fn bind(config: ResolvedConfig) -> Result<Proxy, StartError> {
-        Proxy::bind_worker(config, 0, Shared::new(1))
+        let proxy = Proxy::bind_worker(config, 0, Shared::new(1))?;
+        for line in proxy.start_lines() {
+            info!("{line}");
+        }
+        Ok(proxy)
     }
 
     /// Worker `worker` of `config.global.workers`; worker 0 serves `/metrics` for all of
-    /// them from `shared`.
+    /// them from `shared`. Logs nothing of the routes: the process prints the start lines
+    /// once ([`Proxy::start_lines`]).
     pub fn bind_worker(
         config: ResolvedConfig,
         worker: usize,
@@ -80,6 +86,7 @@ impl Proxy {
             metrics: None,
             shared,
             board_seen: 0,
+            ended: Ended::default(),
         };
         for (index, route) in valid.routes.iter().enumerate() {
             for &addr in &route.listen {
@@ -97,21 +104,26 @@ impl Proxy {
         }
         proxy.apply_global(&valid.global, valid.uses_pipes())?;
         let now = Instant::now();
-        for route in 0..proxy.routes.len() {
-            if proxy.checks_here() {
+        if proxy.checks_here() {
+            for route in 0..proxy.routes.len() {
                 Health::schedule(&mut proxy.routes, route, &mut proxy.timers, now);
             }
-            let listening = proxy.listeners.of_route(route);
-            let state = &proxy.routes[route];
-            info!(
-                "{}",
-                state.describe(&listening, proxy.gate.max_conns, proxy.fd_limit)
-            );
         }
         proxy
             .timers
             .schedule(now + HOUSEKEEPING, Timer::Housekeeping);
         Ok(proxy)
+    }
+
+    /// One line per route: where it listens, its servers and settings, and the process's
+    /// connection limit (every worker's share added up).
+    pub fn start_lines(&self) -> Vec<String> {
+        (0..self.routes.len())
+            .map(|route| {
+                let listening = self.listeners.of_route(route);
+                self.routes[route].describe(&listening, self.gate.process_max_conns, self.fd_limit)
+            })
+            .collect()
     }
 
     /// Applies the process-wide settings: connection limit, byte budget and pipe count
@@ -125,6 +137,7 @@ impl Proxy {
             .max_conns
             .unwrap_or(default_max_conns(self.fd_limit, pipes));
         self.gate.max_conns = max_conns.div_ceil(self.workers());
+        self.gate.process_max_conns = max_conns;
         let pipe_count = if pipes {
             pipe_limit(self.fd_limit, max_conns) / self.workers()
         } else {
@@ -132,7 +145,8 @@ impl Proxy {
         };
         self.routes.shares.pipes.set_limit(pipe_count);
         let needed = (self.gate.max_conns * self.workers()) as u64 * 2 + RESERVED_FDS;
-        if needed > self.fd_limit {
+        // Said once per process, by the first worker.
+        if needed > self.fd_limit && self.worker == 0 {
             warn!(
                 "max-conns {} needs about {needed} descriptors but the limit is {}; \
                  accepts will pause when descriptors run out",
