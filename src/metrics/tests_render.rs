@@ -1,0 +1,200 @@
+//! Tests of the exposition: exact samples, one header per family, escaping, histograms.
+
+use super::text::Float;
+use super::*;
+use crate::stats::{IoStats, RingSnapshot, RouteSnapshot, RouteStats, ServerSnapshot, ServerStats};
+use std::time::Duration;
+
+fn route(name: &str, server: &str, worker: u64) -> RouteSnapshot {
+    let mut closed = [0; CloseReason::ALL.len()];
+    closed[CloseReason::ClientClosed.index()] = 10 + worker;
+    closed[CloseReason::Drained.index()] = 1;
+    RouteSnapshot {
+        name: name.to_owned(),
+        active: 3 + worker,
+        stats: RouteStats {
+            accepted: 100 + worker,
+            closed,
+            retries: 2,
+            accept_pauses: 0,
+            client_table_full: 0,
+            pipe_fallbacks: 0,
+            stalled_to_upstream: Duration::from_millis(1500),
+            stalled_to_client: Duration::from_millis(250),
+        },
+        servers: vec![ServerSnapshot {
+            addr: server.parse().expect("test address"),
+            active: 1,
+            up: worker == 0,
+            stats: ServerStats {
+                connects: 7,
+                connect_failures: 1,
+                connect_timeouts: 2,
+                bytes_to_upstream: 1234,
+                bytes_to_client: 5678,
+            },
+        }],
+    }
+}
+
+fn snapshots() -> Vec<Snapshot> {
+    (0..2)
+        .map(|w| Snapshot {
+            worker: w,
+            routes: vec![
+                route("web", "127.0.0.1:8080", w as u64),
+                route("we\"ird\\name\nx", "[::1]:9000", w as u64),
+            ],
+            io: IoStats {
+                reads: 5,
+                read_bytes: 500,
+                writes: 6,
+                write_bytes: 600,
+                read_would_block: 7,
+                write_would_block: 8,
+                partial_writes: 9,
+                ..IoStats::default()
+            },
+            rings: RingSnapshot {
+                bytes_in_use: 32768,
+                bytes_free: 16384,
+                occupancy: [4, 0, 1, 2, 3],
+                occupancy_sum: 5.5,
+                ..RingSnapshot::default()
+            },
+        })
+        .collect()
+}
+
+#[test]
+fn render_exact_samples() {
+    let text = render(&snapshots());
+    let lines: Vec<&str> = text.lines().collect();
+    for want in [
+        "ringproxy_connections_accepted_total{worker=\"0\",route=\"web\"} 100",
+        "ringproxy_connections_accepted_total{worker=\"1\",route=\"web\"} 101",
+        "ringproxy_connections_active{worker=\"1\",route=\"web\"} 4",
+        "ringproxy_connections_closed_total{worker=\"1\",route=\"web\",reason=\"client-closed\"} 11",
+        "ringproxy_connections_closed_total{worker=\"0\",route=\"web\",reason=\"idle-timeout\"} 0",
+        "ringproxy_connections_closed_total{worker=\"0\",route=\"web\",reason=\"drained\"} 1",
+        "ringproxy_backpressure_stall_seconds_total{worker=\"0\",route=\"web\",direction=\"to_upstream\"} 1.5",
+        "ringproxy_backpressure_stall_seconds_total{worker=\"0\",route=\"web\",direction=\"to_client\"} 0.25",
+        "ringproxy_upstream_connects_total{worker=\"0\",route=\"web\",server=\"127.0.0.1:8080\"} 7",
+        "ringproxy_upstream_up{worker=\"0\",route=\"web\",server=\"127.0.0.1:8080\"} 1",
+        "ringproxy_upstream_up{worker=\"1\",route=\"web\",server=\"127.0.0.1:8080\"} 0",
+        "ringproxy_upstream_bytes_total{worker=\"1\",route=\"web\",server=\"127.0.0.1:8080\",direction=\"to_client\"} 5678",
+        "ringproxy_io_read_bytes_total{worker=\"0\"} 500",
+        "ringproxy_io_would_block_total{worker=\"1\",op=\"write\"} 8",
+        "ringproxy_io_partial_writes_total{worker=\"0\"} 9",
+        "ringproxy_ring_bytes{worker=\"0\",state=\"in_use\"} 32768",
+        "ringproxy_ring_bytes{worker=\"1\",state=\"free\"} 16384",
+        "ringproxy_ring_occupancy_ratio_sum{worker=\"1\"} 5.5",
+    ] {
+        assert!(lines.contains(&want), "missing {want}\n{text}");
+    }
+    assert!(text.ends_with('\n'));
+}
+
+#[test]
+fn every_reason_is_present() {
+    let text = render(&snapshots());
+    for reason in CloseReason::ALL {
+        let want = format!(
+            "ringproxy_connections_closed_total{{worker=\"0\",route=\"web\",reason=\"{}\"}} ",
+            reason.as_str()
+        );
+        assert_eq!(text.matches(&want).count(), 1, "{want}");
+    }
+}
+
+#[test]
+fn each_family_has_one_help_and_type_and_contiguous_samples() {
+    let text = render(&snapshots());
+    let mut families: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("type line");
+            families.push((name.to_owned(), kind.to_owned()));
+        }
+    }
+    assert_eq!(families.len(), 28);
+    for (i, (name, kind)) in families.iter().enumerate() {
+        assert!(
+            families[..i].iter().all(|(n, _)| n != name),
+            "{name} typed twice"
+        );
+        assert_eq!(text.matches(&format!("# HELP {name} ")).count(), 1);
+        assert_eq!(kind == "counter", name.ends_with("_total"), "{name} {kind}");
+        assert!(name.starts_with("ringproxy_"));
+    }
+    // Samples follow their own family's TYPE line.
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            current = rest.split(' ').next().unwrap_or_default().to_owned();
+        } else if !line.starts_with('#') {
+            let name = line.split('{').next().unwrap_or_default();
+            let base = name
+                .strip_suffix("_bucket")
+                .or_else(|| name.strip_suffix("_sum"))
+                .or_else(|| name.strip_suffix("_count"))
+                .filter(|b| *b == current)
+                .unwrap_or(name);
+            assert_eq!(base, current, "{line}");
+            assert!(line.starts_with(&format!("{name}{{worker=\"")), "{line}");
+        }
+    }
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let text = render(&snapshots());
+    let want =
+        "ringproxy_connections_accepted_total{worker=\"0\",route=\"we\\\"ird\\\\name\\nx\"} 100";
+    assert!(text.lines().any(|l| l == want), "{text}");
+    assert!(text.contains("server=\"[::1]:9000\""));
+    // No raw newline sneaks into a sample line.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.ends_with(|c: char| c.is_ascii_digit() || c == 'f' || c == 'N'));
+    }
+}
+
+#[test]
+fn occupancy_histogram_is_cumulative() {
+    let text = render(&snapshots());
+    let buckets: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("ringproxy_ring_occupancy_ratio_bucket{worker=\"0\""))
+        .collect();
+    assert_eq!(
+        buckets,
+        [
+            "ringproxy_ring_occupancy_ratio_bucket{worker=\"0\",le=\"0.25\"} 4",
+            "ringproxy_ring_occupancy_ratio_bucket{worker=\"0\",le=\"0.5\"} 4",
+            "ringproxy_ring_occupancy_ratio_bucket{worker=\"0\",le=\"0.75\"} 5",
+            "ringproxy_ring_occupancy_ratio_bucket{worker=\"0\",le=\"0.99\"} 7",
+            "ringproxy_ring_occupancy_ratio_bucket{worker=\"0\",le=\"1\"} 10",
+            "ringproxy_ring_occupancy_ratio_bucket{worker=\"0\",le=\"+Inf\"} 10",
+        ]
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == "ringproxy_ring_occupancy_ratio_count{worker=\"0\"} 10")
+    );
+}
+
+#[test]
+fn empty_input_renders_only_headers() {
+    let text = render(&[]);
+    assert!(text.lines().all(|l| l.starts_with("# ")));
+    assert_eq!(text.matches("# TYPE ").count(), 28);
+}
+
+#[test]
+fn odd_floats_are_spelled_for_prometheus() {
+    assert_eq!(Float(f64::NAN).to_string(), "NaN");
+    assert_eq!(Float(f64::INFINITY).to_string(), "+Inf");
+    assert_eq!(Float(f64::NEG_INFINITY).to_string(), "-Inf");
+    assert_eq!(Float(1.0).to_string(), "1");
+    assert_eq!(Float(1e-7).to_string(), "0.0000001");
+}
