@@ -25,8 +25,10 @@
 //! - **Choosing servers** ([`balance`], [`health`], [`upstream`]): pure state machines, time
 //!   passed in. [`token`] maps mio tokens to pairs, listeners and probes.
 //! - **Running and reporting**: [`workers`] runs N independent loops and turns signals into
-//!   commands (drain, reload, reopen the log); [`stats`], [`metrics`] and [`access_log`]
-//!   report what the loops do; [`error`] holds the start/usage errors and why a pair closed.
+//!   commands (drain, reload, reopen the log), printing process-wide lines once and telling
+//!   systemd ([`systemd`]; the watchdog reads each loop's [`heartbeat`]); [`stats`],
+//!   [`metrics`] and [`access_log`] report what the loops do; [`error`] holds the start/usage
+//!   errors and why a pair closed.
 
 #![warn(missing_docs)]
 

@@ -7,7 +7,7 @@
 //!
 //! Submodules: [`peers`] (real HAProxy, nginx and curl, skipped when not installed),
 //! [`headers`] (PROXY protocol headers built by hand) and [`logs`] (reading the access log
-//! and `/metrics`).
+//! and `/metrics`) and [`systemd`] (a stand-in for systemd's notify socket).
 
 #![allow(dead_code)]
 
@@ -15,6 +15,7 @@ pub mod dns;
 pub mod headers;
 pub mod logs;
 pub mod peers;
+pub mod systemd;
 pub mod tls;
 
 use ringproxy::config::{Config, UpstreamSpec, raise_fd_limit};

@@ -33,6 +33,7 @@ pub enum Peer {
     Curl,
     Openssl,
     Dnsmasq,
+    SystemdAnalyze,
 }
 
 impl Peer {
@@ -43,6 +44,7 @@ impl Peer {
             Peer::Curl => "curl",
             Peer::Openssl => "openssl",
             Peer::Dnsmasq => "dnsmasq",
+            Peer::SystemdAnalyze => "systemd-analyze",
         }
     }
 
@@ -54,6 +56,7 @@ impl Peer {
             Peer::Curl => "curl",
             Peer::Openssl => "openssl",
             Peer::Dnsmasq => "dnsmasq-base",
+            Peer::SystemdAnalyze => "systemd",
         }
     }
 
