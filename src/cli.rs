@@ -8,11 +8,10 @@
 use crate::config::SERVER_ADDR;
 use crate::config::{Config, Location, UpstreamSpec, ValidConfig};
 use crate::error::UsageError;
-use crate::settings::kinds::{ADDRESS, Addr, HOST_PORT};
-use crate::settings::{Field, Global, Kind, RouteSettings, Section, ServerOptions, flag_of};
+use crate::settings::kinds::{ADDRESS, HOST_PORT, listen_addrs};
+use crate::settings::{Field, Global, RouteSettings, Section, ServerOptions, flag_of};
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Where the configuration comes from.
@@ -142,13 +141,14 @@ fn parse_flags(mut args: pico_args::Arguments) -> Result<Config, UsageError> {
         return Err(unknown(&first.to_string_lossy()));
     }
     let listen = listen.ok_or_else(|| required("--listen", ADDRESS))?;
-    let listen: SocketAddr = Addr
-        .parse_flag(&listen)
+    let mut listen = listen_addrs(&listen)
         .ok_or_else(|| UsageError::expected("--listen", ADDRESS, Some(&listen)))?;
+    let first = listen.remove(0);
     if upstreams.is_empty() {
         return Err(required("--upstream", SERVER_ADDR));
     }
-    let mut config = Config::new(listen, upstreams);
+    let mut config = Config::new(first, upstreams);
+    config.route().listen.extend(listen);
     config.route().settings = route;
     config.global = global;
     Ok(config)
@@ -348,7 +348,7 @@ pub fn help() -> String {
     help_entry(
         &mut out,
         "    -l, --listen ADDR",
-        "address to accept clients on: 127.0.0.1:8080, [::]:8080",
+        "address to accept clients on: 127.0.0.1:8080, [::]:8080, localhost:8080",
         None,
     );
     let _ = writeln!(out, "    -u, --upstream HOST:PORT[,OPTION...]");

@@ -57,7 +57,7 @@ fn bad_command_lines_exit_2_with_one_line_naming_the_flag() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec![], "--listen"),
         (vec!["-u", U], "--listen"),
-        (vec!["--listen", "localhost:80", "-u", U], "--listen"),
+        (vec!["--listen", "example.test:80", "-u", U], "--listen"),
         (vec!["--listen", "127.0.0.1", "-u", U], "--listen"),
         (vec!["--listen"], "--listen"),
         (vec!["-l", L], "--upstream"),
@@ -133,6 +133,19 @@ fn unresolvable_upstream_exits_1() {
         "the error names the upstream: {:?}",
         out.stderr
     );
+}
+
+#[test]
+fn localhost_is_a_listen_address() {
+    let backend = Backend::echo();
+    let port = free_addr().port();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ringproxy"));
+    cmd.args(["--listen", &format!("localhost:{port}")])
+        .args(["-u", &backend.addr.to_string()]);
+    let proxy = BinProxy::spawn(cmd);
+    assert_eq!(proxy.addr.port(), port);
+    let mut client = connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    round_trip(&mut client, b"through localhost");
 }
 
 #[test]

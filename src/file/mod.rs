@@ -37,7 +37,7 @@ pub use render::render;
 
 use crate::config::{Config, ConfigError, Location, Route, UpstreamSpec, ValidConfig};
 use crate::settings::Kind;
-use crate::settings::kinds::{ADDRESS, Addr, HOST_PORT, HostPort, Text, describe};
+use crate::settings::kinds::{ADDRESS, HOST_PORT, HostPort, Text, describe, listen_addrs};
 use crate::settings::{Expected, Global, RouteSettings, ServerOptions};
 use std::fmt;
 use std::ops::Range;
@@ -340,16 +340,19 @@ impl File<'_> {
     ) -> Result<Vec<std::net::SocketAddr>, FileError> {
         let field = format!("{prefix}listen");
         match value.get_ref() {
-            DeValue::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(j, item)| {
-                    Addr.parse_toml(item.get_ref())
-                        .ok_or_else(|| self.expected(format!("{field}[{j}]"), item, ADDRESS))
-                })
-                .collect(),
-            v => match Addr.parse_toml(v) {
-                Some(addr) => Ok(vec![addr]),
+            DeValue::Array(items) => {
+                let mut addrs = Vec::new();
+                for (j, item) in items.iter().enumerate() {
+                    let some = item.get_ref().as_str().and_then(listen_addrs);
+                    match some {
+                        Some(more) => addrs.extend(more),
+                        None => return Err(self.expected(format!("{field}[{j}]"), item, ADDRESS)),
+                    }
+                }
+                Ok(addrs)
+            }
+            v => match v.as_str().and_then(listen_addrs) {
+                Some(addrs) => Ok(addrs),
                 None => {
                     Err(self.expected(field, value, &format!("{ADDRESS}, or an array of them")))
                 }

@@ -380,7 +380,8 @@ impl<T: Named> Kind for Choice<T> {
 }
 
 /// What a listen address accepts.
-pub const ADDRESS: &str = "an address such as \"127.0.0.1:8080\" or \"[::]:8080\"";
+pub const ADDRESS: &str =
+    "an address such as \"127.0.0.1:8080\", \"[::]:8080\" or \"localhost:8080\"";
 
 /// A socket address: `127.0.0.1:8080`, `[::]:8080`.
 #[derive(Debug, Clone, Copy)]
@@ -403,6 +404,25 @@ impl Kind for Addr {
     fn toml(&self, v: &SocketAddr) -> Option<String> {
         Some(quote(&v.to_string()))
     }
+}
+
+/// The addresses a listen address stands for: an address itself, or `localhost:PORT` as
+/// every loopback address `localhost` resolves to (at least 127.0.0.1), each once, IPv4
+/// first. `None` when it is neither.
+pub fn listen_addrs(s: &str) -> Option<Vec<SocketAddr>> {
+    if let Some(addr) = Addr.parse_flag(s) {
+        return Some(vec![addr]);
+    }
+    let port: u16 = s.strip_prefix("localhost:")?.parse().ok()?;
+    let mut addrs = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+    let resolved = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", port));
+    for addr in resolved.into_iter().flatten() {
+        if addr.ip().is_loopback() && !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    addrs.sort_by_key(SocketAddr::is_ipv6);
+    Some(addrs)
 }
 
 /// What an upstream address accepts.
@@ -619,6 +639,30 @@ mod property;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn localhost_listens_on_every_loopback_address_it_names() {
+        let addrs = listen_addrs("localhost:8080").expect("localhost");
+        assert_eq!(addrs[0], "127.0.0.1:8080".parse().unwrap());
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 8080)
+        );
+        assert_eq!(
+            listen_addrs("[::1]:80"),
+            Some(vec!["[::1]:80".parse().unwrap()])
+        );
+        for bad in [
+            "localhost",
+            "localhost:x",
+            "localhost:70000",
+            "example.com:80",
+            "",
+        ] {
+            assert_eq!(listen_addrs(bad), None, "{bad}");
+        }
+    }
 
     fn toml_value(text: &str) -> DeValue<'static> {
         let doc = toml::de::DeTable::parse(Box::leak(format!("v = {text}").into_boxed_str()))
