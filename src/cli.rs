@@ -348,7 +348,7 @@ pub fn help() -> String {
     help_entry(
         &mut out,
         "    -l, --listen ADDR",
-        "address to accept clients on: 127.0.0.1:8080, [::]:8080, localhost:8080",
+        "accept clients on: 127.0.0.1:8080, [::]:8080, localhost:8080",
         None,
     );
     let _ = writeln!(out, "    -u, --upstream HOST:PORT[,OPTION...]");

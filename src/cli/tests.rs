@@ -267,7 +267,10 @@ fn bad_values_name_their_flag() {
     };
     assert_eq!(error_flag(&["-u", "h:1"]), "--listen");
     assert_eq!(error_flag(&["-l", "127.0.0.1:1"]), "--upstream");
-    assert_eq!(error_flag(&["-l", "localhost:80", "-u", "h:1"]), "--listen");
+    assert_eq!(
+        error_flag(&["-l", "example.test:80", "-u", "h:1"]),
+        "--listen"
+    );
     assert_eq!(
         error_flag(&["-l", "127.0.0.1:1", "-u", "nope"]),
         "--upstream"

@@ -597,10 +597,10 @@ fn bad_servers_are_errors() {
 fn bad_listen_addresses_are_errors() {
     let listen = |value: &str| err(&MINIMAL.replace("\"127.0.0.1:8080\"", value));
     check(
-        &listen("\"localhost:8080\""),
+        &listen("\"example.test:8080\""),
         Some(4),
         Some("route[0].listen"),
-        "got \"localhost:8080\"",
+        "got \"example.test:8080\"",
     );
     check(
         &listen("[\"127.0.0.1:1\", \"nope\"]"),
