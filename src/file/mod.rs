@@ -78,18 +78,17 @@ impl std::error::Error for FileError {}
 
 /// Reads, parses and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<ValidConfig, FileError> {
-    let text = std::fs::read_to_string(path).map_err(|e| FileError {
-        path: path.to_path_buf(),
-        line: None,
-        field: None,
-        message: format!("cannot read the configuration file: {e}"),
-    })?;
-    parse(&text, path)
+    load_all(path).map_err(first)
 }
 
 /// Parses and validates the text of a configuration file; `path` only names the file in errors.
 pub fn parse(text: &str, path: &Path) -> Result<ValidConfig, FileError> {
-    parse_all(text, path).map_err(|mut problems| problems.swap_remove(0))
+    parse_all(text, path).map_err(first)
+}
+
+/// The first of the problems [`parse_all`] reports (there is always one).
+fn first(mut problems: Vec<FileError>) -> FileError {
+    problems.swap_remove(0)
 }
 
 /// Reads and checks the file at `path` as [`parse_all`] does (for `--check`).

@@ -7,13 +7,17 @@ use std::time::{Duration, Instant};
 /// Least time between two lines about one stretch at `max_conns`.
 pub const REMIND_EVERY: Duration = Duration::from_secs(10);
 
-/// Whether the loop is at its limit, and since when.
+/// Whether the loop is at its limit: the current stretch at it, `None` while below it.
 #[derive(Debug, Default)]
-pub struct Saturation {
-    /// When the current stretch at the limit began; `None` while below it.
-    since: Option<Instant>,
-    /// When the last line about this stretch was logged.
-    said: Option<Instant>,
+pub struct Saturation(Option<Stretch>);
+
+/// One stretch at the limit.
+#[derive(Debug, Clone, Copy)]
+struct Stretch {
+    /// When it began.
+    since: Instant,
+    /// When the last line about it was logged.
+    said: Instant,
 }
 
 /// A line to log about being at the limit.
@@ -30,24 +34,24 @@ pub enum Note {
 impl Saturation {
     /// The loop is at the limit with clients waiting at `now`.
     pub fn full(&mut self, now: Instant) -> Option<Note> {
-        let Some(since) = self.since else {
-            self.since = Some(now);
-            self.said = Some(now);
+        let Some(stretch) = self.0.as_mut() else {
+            self.0 = Some(Stretch {
+                since: now,
+                said: now,
+            });
             return Some(Note::Started);
         };
-        let said = self.said.unwrap_or(since);
-        if now.saturating_duration_since(said) < REMIND_EVERY {
+        if now.saturating_duration_since(stretch.said) < REMIND_EVERY {
             return None;
         }
-        self.said = Some(now);
-        Some(Note::Lasting(now.saturating_duration_since(since)))
+        stretch.said = now;
+        Some(Note::Lasting(now.saturating_duration_since(stretch.since)))
     }
 
     /// The loop is below the limit at `now`.
     pub fn below(&mut self, now: Instant) -> Option<Note> {
-        self.said = None;
-        let since = self.since.take()?;
-        Some(Note::Ended(now.saturating_duration_since(since)))
+        let stretch = self.0.take()?;
+        Some(Note::Ended(now.saturating_duration_since(stretch.since)))
     }
 }
 
