@@ -48,18 +48,19 @@ pub struct Finished {
 }
 
 impl Probes {
-    /// Starts a probe of `server` of `route` at `addr` that sends `hello` once connected;
-    /// returns its key and sequence number for the timeout.
+    /// Starts a probe of `server` of `route` at `addr` (from the source the server's
+    /// clients use, in `options`) that sends `hello` once connected; returns its key and
+    /// sequence number for the timeout.
     pub fn start(
         &mut self,
         (route, server): (usize, UpstreamId),
-        addr: SocketAddr,
+        (addr, options): (SocketAddr, &connect::SocketOptions),
         hello: Vec<u8>,
         registry: &Registry,
     ) -> io::Result<(usize, u64)> {
         let entry = self.probes.vacant_entry();
         let key = entry.key();
-        let mut stream = connect::start(addr)?;
+        let mut stream = connect::start(addr, options)?;
         registry.register(&mut stream, token::probe(key), Interest::WRITABLE)?;
         let seq = self.next_seq;
         self.next_seq += 1;

@@ -1,11 +1,20 @@
 //! Non-blocking upstream connects and their completion check, as mio's documentation
 //! prescribes: start with `connect` (EINPROGRESS expected), wait for a writable event, then
-//! `take_error` followed by `peer_addr` decide whether the socket is connected.
+//! `take_error` followed by `peer_addr` decide whether the socket is connected. What a
+//! route sets on its sockets before they connect ([`SocketOptions`]) is applied here too.
 
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+/// What is set on an upstream socket before its connect starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// The local address to connect from (`bind_source`); its port is chosen at connect
+    /// time, so that the 4-tuple, not the port alone, has to be unique.
+    pub source: Option<IpAddr>,
+}
 
 /// Outcome of checking a connecting socket after an event.
 #[derive(Debug)]
@@ -18,20 +27,35 @@ pub enum ConnectCheck {
     Failed(io::Error),
 }
 
-/// Opens a non-blocking TCP socket with `TCP_NODELAY` and starts connecting it to `addr`.
-/// An error here (e.g. `EADDRNOTAVAIL` when local ports run out, `EMFILE`) means the attempt
-/// failed at once.
-pub fn start(addr: SocketAddr) -> io::Result<TcpStream> {
+/// Opens a non-blocking TCP socket with `TCP_NODELAY` and `options`, and starts connecting
+/// it to `addr`. An error here (e.g. `EADDRNOTAVAIL` when local ports run out, `EMFILE`, a
+/// source address that is not local or of the other family) means the attempt failed at
+/// once.
+pub fn start(addr: SocketAddr, options: &SocketOptions) -> io::Result<TcpStream> {
     // Non-blocking from creation (SOCK_NONBLOCK): one syscall fewer per connection.
     let kind = Type::STREAM.nonblocking();
     let socket = Socket::new(Domain::for_address(addr), kind, Some(Protocol::TCP))?;
     socket.set_tcp_nodelay(true)?;
+    if let Some(source) = options.source {
+        bind_source(&socket, source)?;
+    }
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if in_progress(&e) => {}
         Err(e) => return Err(e),
     }
     Ok(TcpStream::from_std(socket.into()))
+}
+
+/// Binds `socket` to `source` with port 0, leaving the port to `connect`
+/// (`IP_BIND_ADDRESS_NO_PORT`): without it, `bind` would reserve a port of its own for
+/// every connection and the ephemeral range would run out after about 28000 connections
+/// whatever the servers.
+fn bind_source(socket: &Socket, source: IpAddr) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
+    // Without the option (kernels before 4.2) the bind still works, reserving a port.
+    let _ = setsockopt(socket, IpBindAddressNoPort, &true);
+    socket.bind(&SocketAddr::new(source, 0).into())
 }
 
 /// `EINPROGRESS` (or `EWOULDBLOCK`, which mio documents for a full routing cache): the connect

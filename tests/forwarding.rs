@@ -7,9 +7,8 @@ mod common;
 
 use common::*;
 use socket2::SockRef;
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::BorrowedFd;
+use std::io::Write;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
@@ -112,50 +111,6 @@ fn ipv6_loopback() {
     round_trip(&mut client, b"over ::1");
     round_trip(&mut client, &XorShift::new(6).bytes(100_000));
     proxy.stop();
-}
-
-/// Finds the socket of this process whose local and peer addresses are as given and returns
-/// what `get` reads of it. The in-process proxy's sockets live in the test process.
-fn option_of<T>(local: SocketAddr, peer: SocketAddr, get: impl Fn(&SockRef) -> T) -> Option<T> {
-    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
-        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let is_socket = std::fs::read_link(entry.path())
-            .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"));
-        if !is_socket {
-            continue;
-        }
-        // SAFETY: only borrowed for a few getsockopt calls; if another thread closes the fd
-        // meanwhile the calls fail (or the addresses differ) and the fd is skipped.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        let s = SockRef::from(&fd);
-        let addr = |a: std::io::Result<socket2::SockAddr>| a.ok().and_then(|a| a.as_socket());
-        if addr(s.local_addr()) == Some(local) && addr(s.peer_addr()) == Some(peer) {
-            return Some(get(&s));
-        }
-    }
-    None
-}
-
-/// Opens a connection through `proxy` to `accepted`'s backend and reads `get` of the
-/// proxy's two sockets: (client side, upstream side).
-fn proxy_socket_options<T>(
-    proxy: &TestProxy,
-    backend: SocketAddr,
-    accepted: &Accepted,
-    get: impl Fn(&SockRef) -> T,
-) -> (Option<T>, Option<T>) {
-    let mut client = connect(proxy.addr);
-    client.write_all(b"x").unwrap();
-    let mut upstream = accepted.next(IO_TIMEOUT);
-    let mut byte = [0u8; 1];
-    upstream.read_exact(&mut byte).unwrap();
-    // The proxy's client socket: local = the proxy's address, peer = our client.
-    let client_side = option_of(proxy.addr, client.local_addr().unwrap(), &get);
-    // The proxy's upstream socket: local = what the backend sees as its peer.
-    let upstream_side = option_of(upstream.peer_addr().unwrap(), backend, &get);
-    (client_side, upstream_side)
 }
 
 fn tcp_nodelay_is_set_on_both_proxy_sockets() {

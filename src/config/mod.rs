@@ -195,7 +195,7 @@ impl Config {
                 return Err(at(Location::ListenAddr(i, j))(problem));
             }
         }
-        validate_pool(i, &route.upstreams)?;
+        validate_pool(i, route)?;
         route
             .settings
             .check()
@@ -223,7 +223,8 @@ impl Config {
 }
 
 /// Checks the pool of route `i` (see [`Config::validate`]).
-fn validate_pool(i: usize, servers: &[UpstreamSpec]) -> Result<(), ConfigError> {
+fn validate_pool(i: usize, route: &Route) -> Result<(), ConfigError> {
+    let servers = &route.upstreams[..];
     if servers.is_empty() {
         return Err(ConfigError::new(Location::Servers(i), Problem::NoServers));
     }
@@ -245,11 +246,34 @@ fn validate_pool(i: usize, servers: &[UpstreamSpec]) -> Result<(), ConfigError> 
             .options
             .check()
             .map_err(|(key, e, got)| out_of_range(Location::ServerOption(i, j, key), e.0, got))?;
+        check_source(i, j, route)?;
     }
     if servers.iter().all(|s| s.options.down || s.options.backup) {
         return Err(ConfigError::new(Location::Servers(i), Problem::NoPrimary));
     }
     Ok(())
+}
+
+/// A server's source address (its own `bind_source`, else the route's) must be of the
+/// family of the server's address, when that is an address (a name's addresses are checked
+/// when connecting: an attempt from the other family fails).
+fn check_source(i: usize, j: usize, route: &Route) -> Result<(), ConfigError> {
+    let server = &route.upstreams[j];
+    let (source, at) = match (server.options.bind_source, route.settings.bind_source) {
+        (Some(source), _) => (source, Location::ServerOption(i, j, "bind_source")),
+        (None, Some(source)) => (source, Location::Server(i, j)),
+        (None, None) => return Ok(()),
+    };
+    match server.addr.parse::<SocketAddr>() {
+        Ok(addr) if addr.is_ipv4() != source.is_ipv4() => {
+            let problem = Problem::SourceFamily {
+                source,
+                server: server.addr.clone(),
+            };
+            Err(ConfigError::new(at, problem))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn out_of_range(at: Location, expected: String, got: String) -> ConfigError {
@@ -409,6 +433,13 @@ pub enum Problem {
     },
     /// Every server is `down` or `backup`.
     NoPrimary,
+    /// A source address (`bind_source`) of the other family than its server's address.
+    SourceFamily {
+        /// The source address.
+        source: std::net::IpAddr,
+        /// The server, as written.
+        server: String,
+    },
     /// A value outside what the setting accepts.
     OutOfRange {
         /// What it accepts.
@@ -487,6 +518,16 @@ impl fmt::Display for Problem {
             ),
             Problem::NoPrimary => {
                 f.write_str("expected at least one server that is neither down nor backup")
+            }
+            Problem::SourceFamily { source, server } => {
+                let family = |v4: bool| if v4 { "IPv4" } else { "IPv6" };
+                write!(
+                    f,
+                    "expected a bind_source of the server's address family, but {server} is {} \
+                     and {source} {}",
+                    family(!source.is_ipv4()),
+                    family(source.is_ipv4())
+                )
             }
             Problem::OutOfRange { expected, got } => write!(f, "expected {expected}, got {got}"),
         }
@@ -629,6 +670,25 @@ mod tests {
         assert!(c.clone().validate().is_ok(), "port 0 never clashes");
         c.routes[1].listen.clear();
         assert!(broken(c).contains("no listen address"));
+    }
+
+    #[test]
+    fn a_source_must_be_of_the_servers_family() {
+        let mut c = config();
+        c.route().upstreams = vec![UpstreamSpec::new("127.0.0.1:1"), UpstreamSpec::new("h:1")];
+        c.route().settings.bind_source = Some("::1".parse().unwrap());
+        assert_eq!(
+            broken(c.clone()),
+            "route[0].servers[0].addr: expected a bind_source of the server's address family, \
+             but 127.0.0.1:1 is IPv4 and ::1 IPv6"
+        );
+        c.route().upstreams[0].options.bind_source = Some("127.0.0.2".parse().unwrap());
+        assert!(
+            c.clone().validate().is_ok(),
+            "the server's wins; a name is not judged"
+        );
+        c.route().upstreams[0].addr = "[::1]:1".into();
+        assert!(broken(c).starts_with("route[0].servers[0].bind_source: expected"));
     }
 
     #[test]

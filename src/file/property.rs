@@ -87,6 +87,7 @@ const LITERALS: &[&str] = &[
     "\"::1\"",
     "\"2001:db8::1/32\"",
     "\"::ffff:10.0.0.1\"",
+    "\"127.0.0.2\"",
     "\"10.0.0.0/33\"",
     "[\"127.0.0.0/8\", \"::1\"]",
     "[]",
@@ -156,10 +157,13 @@ impl Schema {
             (Table::Server, ServerOptions::KEYS),
         ] {
             for &key in keys {
+                // Generated servers are mostly IPv4: an IPv6 source would make most files
+                // that set one invalid (the wrong family), so those are left to wild values.
                 let good = LITERALS
                     .iter()
                     .copied()
                     .filter(|lit| accepts(table, key, lit))
+                    .filter(|lit| key != "bind_source" || !lit.contains(':'))
                     .collect();
                 takes.push((table, key, good));
             }

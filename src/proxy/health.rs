@@ -93,13 +93,17 @@ impl Health {
             s.options.send_proxy.unwrap_or(state.settings.send_proxy),
         );
         let timeout = state.health_timeout();
+        let options = state.socket_options(server);
         let checking = state.settings.health_interval.is_some() && !state.retired;
         let s = &mut state.pool.servers[server];
         if !checking || s.removed || s.options.down || s.check != CheckState::Scheduled {
             s.check = CheckState::Idle;
             return;
         }
-        match self.probes.start((route, server), s.addr, hello, registry) {
+        match self
+            .probes
+            .start((route, server), (s.addr, &options), hello, registry)
+        {
             Ok((probe, seq)) => {
                 s.check = CheckState::Probing;
                 let probe = probe as u32;

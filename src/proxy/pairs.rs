@@ -133,7 +133,8 @@ impl Proxy {
         if !pair.tried().is_empty() {
             route.stats.retries += 1;
         }
-        let started = connect::start(route.pool.addr(server)).and_then(|mut stream| {
+        let options = route.socket_options(server);
+        let started = connect::start(route.pool.addr(server), &options).and_then(|mut stream| {
             let token = token::pair(key, Side::Upstream);
             let interest = Interest::READABLE | Interest::WRITABLE;
             self.poll

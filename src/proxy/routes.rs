@@ -299,6 +299,15 @@ impl RouteState {
             .unwrap_or(self.settings.send_proxy)
     }
 
+    /// What is set on an upstream socket to server `id` before it connects: the source
+    /// address (the server's `bind_source`, else the route's).
+    pub fn socket_options(&self, id: UpstreamId) -> crate::connect::SocketOptions {
+        let server = &self.pool.servers[id];
+        crate::connect::SocketOptions {
+            source: server.options.bind_source.or(self.settings.bind_source),
+        }
+    }
+
     /// The server the balancer offers a client at `ip` that has tried `tried`.
     pub fn pick(&mut self, ip: IpAddr, tried: &[UpstreamId], now: Instant) -> Option<UpstreamId> {
         self.balancer.pick(&self.pool, ip, tried, now)

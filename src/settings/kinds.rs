@@ -524,6 +524,29 @@ impl Kind for Cidr {
     }
 }
 
+/// An IP address without a port: `192.0.2.10`, `::1`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ip;
+
+impl Kind for Ip {
+    type Value = std::net::IpAddr;
+    fn expected(&self) -> String {
+        "an IP address such as \"192.0.2.10\" or \"2001:db8::10\"".into()
+    }
+    fn parse_flag(&self, s: &str) -> Option<std::net::IpAddr> {
+        s.parse().ok()
+    }
+    fn check(&self, _v: &std::net::IpAddr) -> bool {
+        true
+    }
+    fn show(&self, v: &std::net::IpAddr) -> String {
+        v.to_string()
+    }
+    fn toml(&self, v: &std::net::IpAddr) -> Option<String> {
+        Some(quote(&v.to_string()))
+    }
+}
+
 /// A list of values of one kind: a TOML array (or one value), a repeated flag (or one flag
 /// with values separated by commas).
 #[derive(Debug, Clone, Copy)]

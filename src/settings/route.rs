@@ -5,11 +5,12 @@
 //! `[defaults]`), `--check`, the range check and `--help` follow from the entry. Defaults
 //! follow nginx's `stream` module and HAProxy where they have an equivalent.
 
-use super::kinds::{Choice, Cidr, Dur, DurBetween, List, Named, Optional, Size, Switch, Whole};
+use super::kinds::{Choice, Cidr, Dur, DurBetween, Ip, List, Named, Optional, Size, Switch, Whole};
 use crate::engine::EngineMode;
 use crate::limits::{Rate, RateKind};
 use crate::proxy_protocol::Version;
 use crate::server_names::{NameKind, NamePattern};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Largest accepted buffer size.
@@ -86,6 +87,12 @@ crate::settings! {
         /// system's when unset).
         keepalive_count: Option<u32> = None, Optional(Whole::new(1, 127), "the system's"), "N",
             Options, "unanswered keepalive probes before the connection drops";
+        /// The local address of every upstream connection (nginx `proxy_bind`); the port is
+        /// chosen at connect time (`IP_BIND_ADDRESS_NO_PORT`), so one source serves many
+        /// servers before its ports run out. A server's own `bind_source` wins; it must be
+        /// of the server's address family.
+        bind_source: Option<IpAddr> = None, Optional(Ip, "the system's choice"), "IP", Options,
+            "source address of upstream connections";
         /// Balancing policy.
         balance: BalancePolicy = BalancePolicy::RoundRobin, Choice::new(), "POLICY", Balancing,
             "round-robin (smooth weighted), least-conn, ip-hash\n(consistent hashing), random-two";
@@ -190,6 +197,10 @@ crate::settings! {
         /// empty instead of stopping the start. SRV names always do.
         resolve: bool = false, Switch, "", Options,
             "follow the name's DNS answers at run time (TTLs)";
+        /// The local address of connections to this server (the route's `bind_source`
+        /// when unset).
+        bind_source: Option<IpAddr> = None, Optional(Ip, "the route's"), "IP", Options,
+            "source address of connections to this server";
         /// PROXY header sent to this server (the route's `send_proxy` when unset).
         send_proxy: Option<Version> = None, Optional(Choice::new(), "the route's"), "V",
             Options, "PROXY header to this server";
