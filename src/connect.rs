@@ -14,6 +14,21 @@ pub struct SocketOptions {
     /// The local address to connect from (`bind_source`); its port is chosen at connect
     /// time, so that the 4-tuple, not the port alone, has to be unique.
     pub source: Option<IpAddr>,
+    /// `SO_RCVBUF`, set before the connect so that the window scale follows it.
+    pub rcvbuf: Option<usize>,
+    /// `SO_SNDBUF`.
+    pub sndbuf: Option<usize>,
+}
+
+/// Sets the kernel buffer sizes of `options` on `socket` (failures are ignored: the
+/// connection works with the system's sizes).
+pub fn set_buffers(socket: SockRef<'_>, options: &SocketOptions) {
+    if let Some(size) = options.rcvbuf {
+        let _ = socket.set_recv_buffer_size(size);
+    }
+    if let Some(size) = options.sndbuf {
+        let _ = socket.set_send_buffer_size(size);
+    }
 }
 
 /// Outcome of checking a connecting socket after an event.
@@ -36,6 +51,7 @@ pub fn start(addr: SocketAddr, options: &SocketOptions) -> io::Result<TcpStream>
     let kind = Type::STREAM.nonblocking();
     let socket = Socket::new(Domain::for_address(addr), kind, Some(Protocol::TCP))?;
     socket.set_tcp_nodelay(true)?;
+    set_buffers(SockRef::from(&socket), options);
     if let Some(source) = options.source {
         bind_source(&socket, source)?;
     }

@@ -1,6 +1,7 @@
 //! What a route sets on the proxy's sockets: the source address of upstream connections
 //! (`bind_source` with `IP_BIND_ADDRESS_NO_PORT`, the server's winning over the route's, the
-//! wrong family refused at start).
+//! wrong family refused at start), and the kernel buffer sizes of both sockets (`rcvbuf`,
+//! `sndbuf`).
 
 mod common;
 
@@ -83,4 +84,22 @@ fn a_source_of_the_other_family_is_a_configuration_error() {
         "{}",
         server.stderr
     );
+}
+
+#[test]
+fn rcvbuf_and_sndbuf_are_set_on_both_proxy_sockets() {
+    let sizes = |s: &socket2::SockRef| (s.recv_buffer_size().ok(), s.send_buffer_size().ok());
+    let (backend, accepted) = Backend::channel();
+    let proxy = Settings::to(&[backend.addr])
+        .route(|s| {
+            s.rcvbuf = Some(40 << 10);
+            s.sndbuf = Some(24 << 10);
+        })
+        .start();
+    let (client_side, upstream_side) = proxy_socket_options(&proxy, backend.addr, &accepted, sizes);
+    // The kernel doubles what it is asked for (half is for its own bookkeeping).
+    let expected = (Some(80 << 10), Some(48 << 10));
+    assert_eq!(client_side, Some(expected), "the accepted socket");
+    assert_eq!(upstream_side, Some(expected), "the upstream socket");
+    proxy.stop();
 }

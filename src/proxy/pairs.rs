@@ -14,6 +14,7 @@ use log::{debug, info, warn};
 use mio::Interest;
 use mio::event::Event;
 use mio::net::TcpStream;
+use socket2::SockRef;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
@@ -222,6 +223,7 @@ impl Proxy {
         if let Some(keepalive) = state.keepalive() {
             connect::set_keepalive(&stream, &keepalive);
         }
+        connect::set_buffers(SockRef::from(&stream), &state.client_socket_options());
         let id = self.next_id;
         self.next_id += 1;
         let mut policy = state.connect_policy(addr.ip());

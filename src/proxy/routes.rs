@@ -300,11 +300,21 @@ impl RouteState {
     }
 
     /// What is set on an upstream socket to server `id` before it connects: the source
-    /// address (the server's `bind_source`, else the route's).
+    /// address (the server's `bind_source`, else the route's) and the kernel buffer sizes.
     pub fn socket_options(&self, id: UpstreamId) -> crate::connect::SocketOptions {
         let server = &self.pool.servers[id];
         crate::connect::SocketOptions {
             source: server.options.bind_source.or(self.settings.bind_source),
+            ..self.client_socket_options()
+        }
+    }
+
+    /// What is set on a socket this route accepted: the kernel buffer sizes.
+    pub fn client_socket_options(&self) -> crate::connect::SocketOptions {
+        crate::connect::SocketOptions {
+            source: None,
+            rcvbuf: self.settings.rcvbuf,
+            sndbuf: self.settings.sndbuf,
         }
     }
 

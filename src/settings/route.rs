@@ -19,6 +19,10 @@ pub const MAX_BUFFER_SIZE: usize = 256 * 1024 * 1024;
 /// What a bandwidth setting takes: 1 byte to 1 TiB per second.
 const RATE: Size = Size::new(1, 1 << 40);
 
+/// What `rcvbuf` and `sndbuf` take: 1 KiB to 1 GiB (the kernel raises smaller values to its
+/// minimum and caps larger ones at `rmem_max`/`wmem_max`).
+const SOCKET_BUFFER: Size = Size::new(1 << 10, 1 << 30);
+
 /// What the kernel takes for keepalive times: 1 to 32767 seconds.
 const KEEPALIVE: DurBetween = DurBetween::new(Duration::from_secs(1), Duration::from_secs(32767));
 
@@ -93,6 +97,14 @@ crate::settings! {
         /// of the server's address family.
         bind_source: Option<IpAddr> = None, Optional(Ip, "the system's choice"), "IP", Options,
             "source address of upstream connections";
+        /// `SO_RCVBUF` of the client and the upstream socket (nginx `listen … rcvbuf=`); the
+        /// kernel doubles it for its bookkeeping and caps it at `net.core.rmem_max`.
+        rcvbuf: Option<usize> = None, Optional(SOCKET_BUFFER, "the system's"), "SIZE",
+            Options, "kernel receive buffer of both sockets (SO_RCVBUF)";
+        /// `SO_SNDBUF` of the client and the upstream socket (nginx `listen … sndbuf=`); the
+        /// kernel doubles it and caps it at `net.core.wmem_max`.
+        sndbuf: Option<usize> = None, Optional(SOCKET_BUFFER, "the system's"), "SIZE",
+            Options, "kernel send buffer of both sockets (SO_SNDBUF)";
         /// Balancing policy.
         balance: BalancePolicy = BalancePolicy::RoundRobin, Choice::new(), "POLICY", Balancing,
             "round-robin (smooth weighted), least-conn, ip-hash\n(consistent hashing), random-two";
