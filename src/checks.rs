@@ -9,19 +9,19 @@
 //! the probe connects, so it sees no broken header, and the probe then ends with a FIN;
 //! other probes end with RST, as HAProxy's do, leaving no TIME_WAIT.
 
+use crate::conn::Conn;
 use crate::connect::{self, ConnectCheck};
+use crate::endpoint::Endpoint;
 use crate::token;
 use crate::upstream::UpstreamId;
 use mio::Interest;
 use mio::Registry;
-use mio::net::TcpStream;
 use slab::Slab;
 use std::io;
-use std::net::SocketAddr;
 
 /// An in-flight probe.
 struct Probe {
-    stream: TcpStream,
+    stream: Conn,
     route: usize,
     server: UpstreamId,
     seq: u64,
@@ -54,7 +54,7 @@ impl Probes {
     pub fn start(
         &mut self,
         (route, server): (usize, UpstreamId),
-        (addr, options): (SocketAddr, &connect::SocketOptions),
+        (addr, options): (&Endpoint, &connect::SocketOptions),
         hello: Vec<u8>,
         registry: &Registry,
     ) -> io::Result<(usize, u64)> {
@@ -97,7 +97,7 @@ impl Probes {
         if up && !probe.hello.is_empty() {
             // A fresh socket's send buffer takes a header of at most 107 or 16 bytes at once.
             let _ = io::Write::write(&mut probe.stream, &probe.hello);
-            let _ = probe.stream.shutdown(std::net::Shutdown::Write);
+            let _ = crate::pair::Stream::shutdown_write(&mut probe.stream);
         } else {
             connect::set_reset_on_close(&probe.stream);
         }

@@ -6,9 +6,9 @@
 //! failure is a [`UsageError`] naming the flag, so `main` can print one line and exit 2.
 
 use crate::config::SERVER_ADDR;
-use crate::config::{Config, Location, UpstreamSpec, ValidConfig};
+use crate::config::{Config, Location, Route, UpstreamSpec, ValidConfig};
 use crate::error::UsageError;
-use crate::settings::kinds::{ADDRESS, HOST_PORT, listen_addrs};
+use crate::settings::kinds::{HOST_PORT, LISTEN, ListenEntry, listen_entry};
 use crate::settings::{Field, Global, RouteSettings, Section, ServerOptions, flag_of};
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -123,7 +123,7 @@ const OTHER_FLAGS: [&str; 11] = [
 /// The single-route configuration: `--listen`, `--upstream` and every setting's flag. An
 /// unknown flag is named (with the closest known one), before a missing required flag.
 fn parse_flags(mut args: pico_args::Arguments) -> Result<Config, UsageError> {
-    let listen = opt_string(&mut args, ["-l", "--listen"], "--listen", ADDRESS)?;
+    let listen = opt_string(&mut args, ["-l", "--listen"], "--listen", LISTEN)?;
     once(&mut args, ["-l", "--listen"], "--listen")?;
     let mut upstreams: Vec<UpstreamSpec> = Vec::new();
     while let Some(u) = opt_string(&mut args, ["-u", "--upstream"], "--upstream", HOST_PORT)? {
@@ -140,15 +140,20 @@ fn parse_flags(mut args: pico_args::Arguments) -> Result<Config, UsageError> {
     if let Some(first) = args.finish().first() {
         return Err(unknown(&first.to_string_lossy()));
     }
-    let listen = listen.ok_or_else(|| required("--listen", ADDRESS))?;
-    let mut listen = listen_addrs(&listen)
-        .ok_or_else(|| UsageError::expected("--listen", ADDRESS, Some(&listen)))?;
-    let first = listen.remove(0);
+    let listen = listen.ok_or_else(|| required("--listen", LISTEN))?;
+    let listen = listen_entry(&listen)
+        .ok_or_else(|| UsageError::expected("--listen", LISTEN, Some(&listen)))?;
     if upstreams.is_empty() {
         return Err(required("--upstream", SERVER_ADDR));
     }
-    let mut config = Config::new(first, upstreams);
-    config.route().listen.extend(listen);
+    let mut config = Config {
+        global: Global::default(),
+        routes: vec![Route::new("default", Vec::new(), upstreams)],
+    };
+    match listen {
+        ListenEntry::Addrs(addrs) => config.route().listen = addrs,
+        ListenEntry::Unix(path) => config.route().listen_unix = vec![path],
+    }
     config.route().settings = route;
     config.global = global;
     Ok(config)
@@ -341,14 +346,15 @@ pub fn help() -> String {
          ringproxy --config FILE [--check]\n\nREQUIRED:\n",
     );
     let upstream_help = format!(
-        "upstream server; repeat for several. IPv4, [IPv6] or a\n\
+        "upstream server, repeatable: IPv4, [IPv6], unix:PATH or a\n\
          hostname resolved at start. Options: {}",
         server_options_help(ServerOptions::fields())
     );
     help_entry(
         &mut out,
         "    -l, --listen ADDR",
-        "accept clients on: 127.0.0.1:8080, [::]:8080, localhost:8080",
+        "accept clients on: 127.0.0.1:8080, [::]:8080, localhost:8080,\n\
+         unix:/run/ringproxy/web.sock",
         None,
     );
     let _ = writeln!(out, "    -u, --upstream HOST:PORT[,OPTION...]");

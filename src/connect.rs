@@ -3,10 +3,13 @@
 //! `take_error` followed by `peer_addr` decide whether the socket is connected. What a
 //! route sets on its sockets before they connect ([`SocketOptions`]) is applied here too.
 
-use mio::net::TcpStream;
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use crate::conn::Conn;
+use crate::endpoint::Endpoint;
+use mio::net::{TcpStream, UnixStream};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 
 /// What is set on an upstream socket before its connect starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,11 +45,32 @@ pub enum ConnectCheck {
     Failed(io::Error),
 }
 
-/// Opens a non-blocking TCP socket with `TCP_NODELAY` and `options`, and starts connecting
-/// it to `addr`. An error here (e.g. `EADDRNOTAVAIL` when local ports run out, `EMFILE`, a
-/// source address that is not local or of the other family) means the attempt failed at
-/// once.
-pub fn start(addr: SocketAddr, options: &SocketOptions) -> io::Result<TcpStream> {
+/// Opens a non-blocking socket with `options` and starts connecting it to `server`. An error
+/// here (e.g. `EADDRNOTAVAIL` when local ports run out, `EMFILE`, a source address that is
+/// not local or of the other family, a Unix server that is not listening or whose backlog is
+/// full) means the attempt failed at once.
+pub fn start(server: &Endpoint, options: &SocketOptions) -> io::Result<Conn> {
+    match server {
+        Endpoint::Ip(addr) => start_tcp(*addr, options).map(Conn::Tcp),
+        Endpoint::Unix(path) => start_unix(path, options).map(Conn::Unix),
+    }
+}
+
+/// A Unix domain stream connect: it completes at once or fails (`EAGAIN` is a full backlog,
+/// not a connect in progress, as nginx also takes it); `bind_source` does not apply.
+fn start_unix(path: &Path, options: &SocketOptions) -> io::Result<UnixStream> {
+    let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
+    set_buffers(SockRef::from(&socket), options);
+    match socket.connect(&SockAddr::unix(path)?) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(UnixStream::from_std(socket.into()))
+}
+
+/// A TCP connect with `TCP_NODELAY`, from `options.source` if set.
+fn start_tcp(addr: SocketAddr, options: &SocketOptions) -> io::Result<TcpStream> {
     // Non-blocking from creation (SOCK_NONBLOCK): one syscall fewer per connection.
     let kind = Type::STREAM.nonblocking();
     let socket = Socket::new(Domain::for_address(addr), kind, Some(Protocol::TCP))?;
@@ -81,12 +105,13 @@ fn in_progress(e: &io::Error) -> bool {
 }
 
 /// Checks whether a connecting socket has finished (mio steps 4 and 5).
-pub fn check(stream: &TcpStream) -> ConnectCheck {
-    match stream.take_error() {
+pub fn check(stream: &Conn) -> ConnectCheck {
+    let socket = SockRef::from(stream);
+    match socket.take_error() {
         Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
         Ok(None) => {}
     }
-    match stream.peer_addr() {
+    match socket.peer_addr() {
         Ok(_) => ConnectCheck::Connected,
         Err(e) if e.kind() == io::ErrorKind::NotConnected || in_progress(&e) => {
             ConnectCheck::Pending
@@ -96,13 +121,18 @@ pub fn check(stream: &TcpStream) -> ConnectCheck {
 }
 
 /// Makes the next close of `stream` send RST instead of FIN (SO_LINGER 0), so a peer learns
-/// that its stream was cut rather than finished.
-pub fn set_reset_on_close(stream: &TcpStream) {
-    let _ = SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
+/// that its stream was cut rather than finished (a Unix socket has no RST: its peer sees
+/// the end of the stream, or `ECONNRESET` if it had unread data).
+pub fn set_reset_on_close(stream: &Conn) {
+    if !stream.is_unix() {
+        let _ = SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
+    }
 }
 
 /// Turns TCP keepalive on for `stream` with `keepalive`'s times (failures are ignored: the
-/// connection works without it).
-pub fn set_keepalive(stream: &TcpStream, keepalive: &socket2::TcpKeepalive) {
-    let _ = SockRef::from(stream).set_tcp_keepalive(keepalive);
+/// connection works without it; a Unix socket has none).
+pub fn set_keepalive(stream: &Conn, keepalive: &socket2::TcpKeepalive) {
+    if !stream.is_unix() {
+        let _ = SockRef::from(stream).set_tcp_keepalive(keepalive);
+    }
 }

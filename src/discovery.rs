@@ -18,8 +18,9 @@ use crate::config::{UpstreamSpec, ValidConfig};
 use crate::dns::client::{Client, TIMEOUT};
 use crate::dns::message::{Answer, Kind, SrvRecord};
 use crate::dns::schedule::{Bounds, Lookup, Outcome};
+use crate::endpoint::Endpoint;
 use crate::error::StartError;
-use crate::resolve::{ResolvedConfig, ResolvedServer, push_unique, system_addrs};
+use crate::resolve::{ResolvedConfig, ResolvedServer, fixed_endpoints, push_unique};
 use crate::settings::Global;
 use log::{info, warn};
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,7 +78,7 @@ pub struct Discovery {
     hosts: BTreeMap<String, Host>,
     srvs: BTreeMap<String, Lookup<Vec<SrvRecord>>>,
     /// Addresses of names that are not followed, as of the last start or reload.
-    fixed: BTreeMap<String, Vec<SocketAddr>>,
+    fixed: BTreeMap<String, Vec<Endpoint>>,
     config: Option<ValidConfig>,
     stats: DnsStats,
 }
@@ -194,16 +195,17 @@ impl Discovery {
 
     /// The addresses of a name that is not followed: once, through `resolvers` when set,
     /// else from the system resolver.
-    fn fixed_addrs(&mut self, spec: &UpstreamSpec) -> Result<Vec<SocketAddr>, StartError> {
+    fn fixed_addrs(&mut self, spec: &UpstreamSpec) -> Result<Vec<Endpoint>, StartError> {
         let Some((name, port)) = spec.host_name().filter(|_| self.all_names) else {
-            return system_addrs(&spec.addr);
+            return fixed_endpoints(&spec.addr);
         };
         let mut addrs = Vec::new();
         let mut failure = None;
         for kind in [Kind::A, Kind::Aaaa] {
             match self.client.ask(name, kind) {
                 Answer::Addrs { addrs: found, .. } => {
-                    addrs.extend(found.into_iter().map(|ip| SocketAddr::new(ip, port)));
+                    let found = found.into_iter().map(|ip| SocketAddr::new(ip, port).into());
+                    addrs.extend(found);
                 }
                 other => failure = Some(other),
             }
@@ -397,7 +399,8 @@ impl Discovery {
                     record.addrs.clone()
                 };
                 for ip in addrs {
-                    servers.push(with(SocketAddr::new(ip, record.port), options.clone()));
+                    let addr = SocketAddr::new(ip, record.port).into();
+                    servers.push(with(addr, options.clone()));
                 }
             }
             return servers;
@@ -409,7 +412,7 @@ impl Discovery {
             let addrs = self.hosts.get(&name).map(Host::addrs).unwrap_or_default();
             return addrs
                 .into_iter()
-                .map(|ip| with(SocketAddr::new(ip, port), spec.options.clone()))
+                .map(|ip| with(SocketAddr::new(ip, port).into(), spec.options.clone()))
                 .collect();
         }
         let addrs = self.fixed.get(&spec.addr).cloned().unwrap_or_default();

@@ -47,6 +47,14 @@ pub enum StartError {
         /// What `bind` or `listen` said.
         source: io::Error,
     },
+    /// A Unix socket could not listen at its path: another process listens there, the
+    /// file is not a socket, or binding, `chmod`, `chown` or `listen` failed.
+    BindUnix {
+        /// The socket file's path.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
     /// An upstream name did not resolve to any address.
     Resolve {
         /// The name as configured (`host:port`).
@@ -69,6 +77,9 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::BindUnix { path, source } => {
+                write!(f, "cannot listen on unix:{}: {source}", path.display())
+            }
             StartError::Resolve { host, source } => {
                 write!(f, "cannot resolve upstream {host}: {source}")
             }
@@ -82,6 +93,7 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartError::Bind { source, .. }
+            | StartError::BindUnix { source, .. }
             | StartError::Resolve { source, .. }
             | StartError::Setup { source, .. } => Some(source),
             StartError::Invalid(e) => Some(e),

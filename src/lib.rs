@@ -21,7 +21,8 @@
 //!   pool is the user-space implementation. A full buffer stops reads from its source
 //!   (backpressure), so memory per connection is bounded by twice the buffer size; FINs are
 //!   passed on once a buffer drains (half-close). [`io`] holds the vectored read/write pumps,
-//!   [`connect`] the non-blocking connect.
+//!   [`connect`] the non-blocking connect, [`conn`] the socket a pair carries (TCP or Unix,
+//!   one enum), [`endpoint`] where a server is and who a client is.
 //! - **Choosing servers** ([`balance`], [`health`], [`upstream`]): pure state machines, time
 //!   passed in. [`token`] maps mio tokens to pairs, listeners and probes.
 //! - **Running and reporting**: [`workers`] runs N independent loops and turns signals into
@@ -39,10 +40,12 @@ pub mod checks;
 pub mod cli;
 pub mod client_hello;
 pub mod config;
+pub mod conn;
 pub mod connect;
 pub mod discovery;
 pub mod display;
 pub mod dns;
+pub mod endpoint;
 pub mod engine;
 pub mod error;
 pub mod file;

@@ -8,6 +8,7 @@
 //! loops a new `ResolvedConfig` when an address set changes.
 
 use crate::config::{Config, ValidConfig};
+use crate::endpoint::Endpoint;
 use crate::error::StartError;
 use crate::settings::ServerOptions;
 use std::io;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedServer {
     /// Where to connect.
-    pub addr: SocketAddr,
+    pub addr: Endpoint,
     /// The spec's options.
     pub options: ServerOptions,
 }
@@ -112,8 +113,17 @@ pub(crate) fn push_unique(servers: &mut Vec<ResolvedServer>, server: ResolvedSer
     }
 }
 
+/// Where a server written `addr` is without following DNS: a Unix socket path as it is, a
+/// `HOST:PORT` through the system resolver.
+pub(crate) fn fixed_endpoints(addr: &str) -> Result<Vec<Endpoint>, StartError> {
+    if let Some(path) = crate::endpoint::unix_path(addr) {
+        return Ok(vec![Endpoint::Unix(path.into())]);
+    }
+    Ok(system_addrs(addr)?.into_iter().map(Endpoint::Ip).collect())
+}
+
 /// The addresses of `host` (`HOST:PORT`) from the system resolver.
-pub(crate) fn system_addrs(host: &str) -> Result<Vec<SocketAddr>, StartError> {
+fn system_addrs(host: &str) -> Result<Vec<SocketAddr>, StartError> {
     let resolve_error = |source| StartError::Resolve {
         host: host.to_string(),
         source,
@@ -132,7 +142,7 @@ fn resolve_pool<'a>(
 ) -> Result<Vec<ResolvedServer>, StartError> {
     let mut servers: Vec<ResolvedServer> = Vec::new();
     for (host, options) in specs {
-        for addr in system_addrs(host)? {
+        for addr in fixed_endpoints(host)? {
             let options = options.clone();
             push_unique(&mut servers, ResolvedServer { addr, options });
         }

@@ -75,7 +75,7 @@ pub struct RouteStats {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerSnapshot {
     /// The server's address.
-    pub addr: std::net::SocketAddr,
+    pub addr: crate::endpoint::Endpoint,
     /// Pairs connecting or connected to it now.
     pub active: u64,
     /// 1 when it may receive new clients (not down, not failed by checks or passive health).

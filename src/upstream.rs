@@ -6,6 +6,7 @@
 //! exactly once when that attempt fails or the pair closes. Health changes never touch
 //! established pairs.
 
+use crate::endpoint::Endpoint;
 use crate::health::{Active, Passive};
 use crate::resolve::ResolvedServer;
 use crate::settings::ServerOptions;
@@ -20,7 +21,7 @@ pub type UpstreamId = usize;
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// Where to connect.
-    pub addr: SocketAddr,
+    pub addr: Endpoint,
     /// Weight, limits, backup, down, PROXY header, as configured.
     pub options: ServerOptions,
     /// Dropped from the configuration by a reload; kept only for pairs still using it.
@@ -53,9 +54,9 @@ pub enum CheckState {
 
 impl Upstream {
     /// A server with every option at its default (a primary of weight 1 without limits).
-    pub fn new(addr: SocketAddr) -> Upstream {
+    pub fn new(addr: impl Into<Endpoint>) -> Upstream {
         Upstream {
-            addr,
+            addr: addr.into(),
             options: ServerOptions::default(),
             removed: false,
             active: 0,
@@ -69,7 +70,7 @@ impl Upstream {
 
     /// A server as resolved from the configuration, with fresh live state.
     pub fn configured(server: &ResolvedServer) -> Upstream {
-        let mut upstream = Upstream::new(server.addr);
+        let mut upstream = Upstream::new(server.addr.clone());
         upstream.configure(server);
         upstream
     }
@@ -134,7 +135,7 @@ impl Pool {
     }
 
     /// The server's address.
-    pub fn addr(&self, id: UpstreamId) -> SocketAddr {
-        self.servers[id].addr
+    pub fn addr(&self, id: UpstreamId) -> &Endpoint {
+        &self.servers[id].addr
     }
 }

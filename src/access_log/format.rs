@@ -3,6 +3,7 @@
 //! times are UTC, computed by hand from the UNIX timestamp (no time-zone database).
 
 use super::Record;
+use crate::endpoint::Endpoint;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,9 +38,7 @@ pub fn format_text(record: &Record, out: &mut String) {
     push_text_field(out, record.route);
     out.push(' ');
     match record.upstream {
-        Some(addr) => {
-            let _ = write!(out, "{addr}");
-        }
+        Some(addr) => push_text_server(out, addr),
         None => out.push('-'),
     }
     let _ = write!(
@@ -69,7 +68,7 @@ pub fn format_text(record: &Record, out: &mut String) {
             if i > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "{addr}");
+            push_text_server(out, addr);
         }
         let _ = write!(out, " retries={}", record.retries);
     }
@@ -102,6 +101,26 @@ pub fn format_text(record: &Record, out: &mut String) {
         push_text_field(out, alpn);
     }
     out.push('\n');
+}
+
+/// Appends a server's address: an IP address as it is, a Unix path escaped as a field.
+fn push_text_server(out: &mut String, server: &Endpoint) {
+    match server {
+        Endpoint::Ip(addr) => {
+            let _ = write!(out, "{addr}");
+        }
+        Endpoint::Unix(_) => push_text_field(out, &server.to_string()),
+    }
+}
+
+/// Appends a server's address as a JSON string.
+fn push_json_server(out: &mut String, server: &Endpoint) {
+    match server {
+        Endpoint::Ip(addr) => {
+            let _ = write!(out, "\"{addr}\"");
+        }
+        Endpoint::Unix(_) => push_json_str(out, &server.to_string()),
+    }
 }
 
 /// Appends `s` as one space-free field: `-` when empty, spaces, control characters, `"` and
@@ -141,9 +160,7 @@ pub fn format_json(record: &Record, out: &mut String) {
     push_json_str(out, record.route);
     let _ = write!(out, ",\"client\":\"{}\",\"upstream\":", record.client);
     match record.upstream {
-        Some(addr) => {
-            let _ = write!(out, "\"{addr}\"");
-        }
+        Some(addr) => push_json_server(out, addr),
         None => out.push_str("null"),
     }
     let _ = write!(
@@ -169,12 +186,12 @@ pub fn format_json(record: &Record, out: &mut String) {
     push_secs(out, record.stalled_to_client);
     out.push_str(",\"tried\":[");
     let single = record.upstream.filter(|_| record.retries == 0);
-    let tried = record.tried.iter().chain(single.iter());
+    let tried = record.tried.iter().chain(single);
     for (i, addr) in tried.enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "\"{addr}\"");
+        push_json_server(out, addr);
     }
     let _ = write!(out, "],\"retries\":{}", record.retries);
     if let Some(peer) = record.peer {
@@ -301,17 +318,21 @@ pub(super) mod tests {
     /// 2026-11-26T08:30:00Z
     const NOV_26_2026: u64 = 1_795_681_800;
 
+    fn addr(s: &str) -> std::net::SocketAddr {
+        s.parse().expect("test address")
+    }
+
     pub(crate) fn record() -> Record<'static> {
         Record {
             end: at(NOV_26_2026, 789),
             route: "web",
-            client: "127.0.0.1:51234".parse().expect("test address"),
+            client: addr("127.0.0.1:51234").into(),
             peer: None,
             authority: None,
             unique_id: None,
             sni: None,
             alpn: None,
-            upstream: Some("127.0.0.1:8078".parse().expect("test address")),
+            upstream: Some(Box::leak(Box::new(addr("127.0.0.1:8078").into()))),
             tried: &[],
             retries: 0,
             bytes_to_upstream: 1234,
@@ -351,7 +372,7 @@ pub(super) mod tests {
     #[test]
     fn proxy_header_fields_end_the_line_escaped() {
         let r = Record {
-            peer: Some("10.0.0.9:4000".parse().expect("test address")),
+            peer: Some(addr("10.0.0.9:4000").into()),
             authority: Some("app example"),
             unique_id: Some(b"id\x00\xff-1"),
             ..record()
@@ -416,7 +437,7 @@ pub(super) mod tests {
             connect_time: None,
             ended: CloseReason::ConnectFailed,
             route: "a b\"c\\d\né",
-            client: "[::1]:7".parse().expect("test address"),
+            client: addr("[::1]:7").into(),
             ..record()
         };
         assert_eq!(
@@ -447,9 +468,9 @@ pub(super) mod tests {
 
     #[test]
     fn every_server_tried_is_listed_with_the_retries() {
-        let tried: Vec<std::net::SocketAddr> = ["127.0.0.1:1", "127.0.0.1:8078"]
+        let tried: Vec<Endpoint> = ["127.0.0.1:1", "127.0.0.1:8078"]
             .iter()
-            .map(|a| a.parse().expect("test address"))
+            .map(|a| addr(a).into())
             .collect();
         let r = Record {
             tried: &tried,

@@ -16,8 +16,8 @@ mod writer;
 
 pub use format::{format_json, format_text};
 
+use crate::endpoint::{Client, Endpoint};
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use writer::Sink;
@@ -36,9 +36,9 @@ pub struct Record<'a> {
     /// The route's name.
     pub route: &'a str,
     /// The client's address (from the PROXY header when one was accepted).
-    pub client: SocketAddr,
+    pub client: Client,
     /// The immediate peer, when a PROXY header named another client.
-    pub peer: Option<SocketAddr>,
+    pub peer: Option<Client>,
     /// The PROXY header's AUTHORITY TLV.
     pub authority: Option<&'a str>,
     /// The PROXY header's UNIQUE_ID TLV.
@@ -48,10 +48,10 @@ pub struct Record<'a> {
     /// The ALPN protocols of the ClientHello, joined with `,`.
     pub alpn: Option<&'a str>,
     /// The server the client was connected to, if any.
-    pub upstream: Option<SocketAddr>,
+    pub upstream: Option<&'a Endpoint>,
     /// With retries, every server tried, oldest first (the last is `upstream`); empty
     /// without.
-    pub tried: &'a [SocketAddr],
+    pub tried: &'a [Endpoint],
     /// Servers tried after the first.
     pub retries: u32,
     /// Bytes delivered from the client to the upstream.
@@ -76,7 +76,7 @@ pub struct Record<'a> {
 
 impl<'a> Record<'a> {
     /// A client refused right after accept (nothing moved, no upstream), ending now.
-    pub fn refused(route: &'a str, client: SocketAddr, ended: CloseReason) -> Record<'a> {
+    pub fn refused(route: &'a str, client: Client, ended: CloseReason) -> Record<'a> {
         Record {
             end: SystemTime::now(),
             route,

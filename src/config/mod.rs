@@ -13,10 +13,12 @@ mod shared;
 
 pub use shared::{Clash, PREROUTE_KEYS, name_tables};
 
+use crate::endpoint::Endpoint;
 use crate::settings::kinds::{quote, size_str};
 use crate::settings::{Global, RouteSettings, ServerOptions};
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Descriptors kept aside from `max_conns` for listeners, the poller, logs and retries.
 pub const RESERVED_FDS: u64 = 32;
@@ -35,9 +37,9 @@ pub struct UpstreamSpec {
 /// also takes `{ srv = "_redis._tcp.service.consul" }`).
 pub const SRV_PREFIX: &str = "srv:";
 
-/// What a server address may be: `HOST:PORT`, or `srv:NAME`.
+/// What a server address may be: `HOST:PORT`, `srv:NAME` or `unix:PATH`.
 pub const SERVER_ADDR: &str = "HOST:PORT, e.g. \"127.0.0.1:8078\", \"[::1]:8078\" or \
-     \"backend.local:80\", or srv:NAME for the SRV records of NAME";
+     \"backend.local:80\", srv:NAME for the SRV records of NAME, or unix:PATH";
 
 impl UpstreamSpec {
     /// A server with every option at its default (a primary of weight 1 without limits).
@@ -70,8 +72,12 @@ impl UpstreamSpec {
     }
 }
 
-/// True for a server address: `HOST:PORT`, or `srv:` and a DNS name.
+/// True for a server address: `HOST:PORT`, `srv:` and a DNS name, or `unix:` and an
+/// absolute path.
 pub fn is_server_addr(s: &str) -> bool {
+    if s.starts_with(crate::endpoint::UNIX_PREFIX) {
+        return crate::endpoint::unix_path(s).is_some();
+    }
     match s.strip_prefix(SRV_PREFIX) {
         Some(name) => crate::server_names::is_dns_name(name),
         None => crate::settings::kinds::is_host_port(s),
@@ -91,6 +97,9 @@ pub struct Route {
     pub name: String,
     /// Addresses to accept clients on.
     pub listen: Vec<SocketAddr>,
+    /// Unix domain socket paths to accept clients on (written `unix:PATH` among the
+    /// listen addresses).
+    pub listen_unix: Vec<PathBuf>,
     /// Upstream servers.
     pub upstreams: Vec<UpstreamSpec>,
     /// Buffers, timeouts, balancing, health.
@@ -107,9 +116,22 @@ impl Route {
         Route {
             name: name.into(),
             listen,
+            listen_unix: Vec::new(),
             upstreams,
             settings: RouteSettings::default(),
         }
+    }
+}
+
+impl Route {
+    /// Every listen address and socket path, addresses first.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let ip = self.listen.iter().map(|&addr| Endpoint::Ip(addr));
+        let unix = self
+            .listen_unix
+            .iter()
+            .map(|p| Endpoint::Unix(p.as_path().into()));
+        ip.chain(unix).collect()
     }
 }
 
@@ -183,9 +205,23 @@ impl Config {
                 name: route.name.clone(),
             }));
         }
-        if route.listen.is_empty() {
+        if route.listen.is_empty() && route.listen_unix.is_empty() {
             return Err(at(Location::Listen(i))(Problem::NoListen));
         }
+        for (j, path) in route.listen_unix.iter().enumerate() {
+            let earlier = self.routes[..i]
+                .iter()
+                .position(|r| r.listen_unix.contains(path));
+            if earlier.is_some() || route.listen_unix[..j].contains(path) {
+                let other = earlier.map(|other| self.named(other));
+                let problem = Problem::PathTwice {
+                    path: path.clone(),
+                    other,
+                };
+                return Err(at(Location::Listen(i))(problem));
+            }
+        }
+        check_unix_route(i, route)?;
         for (j, addr) in route.listen.iter().enumerate() {
             if let Some(other) = self.listened_before(i, j)
                 && (other == i || !shared::may_share(route, &self.routes[other]))
@@ -247,9 +283,56 @@ fn validate_pool(i: usize, route: &Route) -> Result<(), ConfigError> {
             .check()
             .map_err(|(key, e, got)| out_of_range(Location::ServerOption(i, j, key), e.0, got))?;
         check_source(i, j, route)?;
+        if server.options.resolve && server.addr.starts_with(crate::endpoint::UNIX_PREFIX) {
+            let problem = Problem::ResolveOnUnix {
+                server: server.addr.clone(),
+            };
+            return Err(ConfigError::new(
+                Location::ServerOption(i, j, "resolve"),
+                problem,
+            ));
+        }
     }
     if servers.iter().all(|s| s.options.down || s.options.backup) {
         return Err(ConfigError::new(Location::Servers(i), Problem::NoPrimary));
+    }
+    Ok(())
+}
+
+/// Settings that need a client address, on a route whose clients can have none (it
+/// listens only on Unix sockets and takes no PROXY header): a configuration error rather
+/// than a rule that silently never applies. `sni` is chosen on TCP addresses only.
+fn check_unix_route(i: usize, route: &Route) -> Result<(), ConfigError> {
+    if route.listen_unix.is_empty() {
+        return Ok(());
+    }
+    let s = &route.settings;
+    let needs_address = [
+        ("allow", !s.allow.is_empty()),
+        ("deny", !s.deny.is_empty()),
+        ("max_conns_per_ip", s.max_conns_per_ip.is_some()),
+        ("conn_rate_per_ip", s.conn_rate_per_ip.is_some()),
+        (
+            "balance",
+            s.balance == crate::settings::BalancePolicy::IpHash,
+        ),
+    ];
+    let unix_only = route.listen.is_empty() && !s.accept_proxy;
+    if let Some((key, _)) = needs_address
+        .iter()
+        .find(|(_, set)| *set)
+        .filter(|_| unix_only)
+    {
+        return Err(ConfigError::new(
+            Location::Setting(i, key),
+            Problem::NeedsClientAddress,
+        ));
+    }
+    if !s.sni.is_empty() {
+        return Err(ConfigError::new(
+            Location::Setting(i, "sni"),
+            Problem::SniOnUnix,
+        ));
     }
     Ok(())
 }
@@ -264,6 +347,12 @@ fn check_source(i: usize, j: usize, route: &Route) -> Result<(), ConfigError> {
         (None, Some(source)) => (source, Location::Server(i, j)),
         (None, None) => return Ok(()),
     };
+    if server.addr.starts_with(crate::endpoint::UNIX_PREFIX) {
+        let problem = Problem::SourceOnUnix {
+            server: server.addr.clone(),
+        };
+        return Err(ConfigError::new(at, problem));
+    }
     match server.addr.parse::<SocketAddr>() {
         Ok(addr) if addr.is_ipv4() != source.is_ipv4() => {
             let problem = Problem::SourceFamily {
@@ -433,6 +522,27 @@ pub enum Problem {
     },
     /// Every server is `down` or `backup`.
     NoPrimary,
+    /// A Unix socket path listened on twice: by route `other`, or (`None`) by this route.
+    PathTwice {
+        /// The path.
+        path: PathBuf,
+        /// The other route, if it is not this one.
+        other: Option<RouteRef>,
+    },
+    /// A setting that needs a client address on a route whose clients have none.
+    NeedsClientAddress,
+    /// `sni` on a route with Unix listeners.
+    SniOnUnix,
+    /// A source address (`bind_source`) for a Unix socket server.
+    SourceOnUnix {
+        /// The server, as written.
+        server: String,
+    },
+    /// `resolve` on a Unix socket server.
+    ResolveOnUnix {
+        /// The server, as written.
+        server: String,
+    },
     /// A source address (`bind_source`) of the other family than its server's address.
     SourceFamily {
         /// The source address.
@@ -519,6 +629,32 @@ impl fmt::Display for Problem {
             Problem::NoPrimary => {
                 f.write_str("expected at least one server that is neither down nor backup")
             }
+            Problem::PathTwice { path, other } => write!(
+                f,
+                "expected each Unix socket path in one place, but unix:{} is also listened on \
+                 by {}",
+                path.display(),
+                other
+                    .as_ref()
+                    .map_or_else(|| "this route".into(), route_named)
+            ),
+            Problem::NeedsClientAddress => f.write_str(
+                "expected a client address to apply this to, but the route listens only on Unix \
+                 sockets, whose clients have none (set accept_proxy to take it from a PROXY \
+                 header, or listen on a TCP address too)",
+            ),
+            Problem::SniOnUnix => f.write_str(
+                "expected TCP listen addresses only with sni (server names are chosen per TCP \
+                 address; give the Unix sockets a route of their own)",
+            ),
+            Problem::SourceOnUnix { server } => write!(
+                f,
+                "expected no bind_source for a Unix socket server, but {server} has one"
+            ),
+            Problem::ResolveOnUnix { server } => write!(
+                f,
+                "expected resolve only on a server with a DNS name, but {server} is a Unix socket"
+            ),
             Problem::SourceFamily { source, server } => {
                 let family = |v4: bool| if v4 { "IPv4" } else { "IPv6" };
                 write!(
@@ -689,6 +825,42 @@ mod tests {
         );
         c.route().upstreams[0].addr = "[::1]:1".into();
         assert!(broken(c).starts_with("route[0].servers[0].bind_source: expected"));
+    }
+
+    #[test]
+    fn unix_routes_refuse_what_needs_a_client_address_or_cannot_apply() {
+        let unix = |c: &mut Config| {
+            c.route().listen.clear();
+            c.route().listen_unix = vec!["/run/a.sock".into()];
+        };
+        let mut c = config();
+        unix(&mut c);
+        assert!(c.clone().validate().is_ok());
+        c.route().settings.max_conns_per_ip = Some(3);
+        assert!(broken(c.clone()).starts_with("route[0].max_conns_per_ip: expected a client"));
+        c.route().settings.accept_proxy = true;
+        assert!(
+            c.clone().validate().is_ok(),
+            "a PROXY header names the client"
+        );
+        let mut c = config();
+        c.route().listen_unix = vec!["/run/a.sock".into(), "/run/a.sock".into()];
+        assert!(broken(c.clone()).contains("unix:/run/a.sock is also listened on by this route"));
+        c.route().listen_unix.pop();
+        c.routes.push(c.routes[0].clone());
+        c.routes[1].name = "b".into();
+        c.routes[1].listen = vec!["127.0.0.1:9".parse().unwrap()];
+        assert!(broken(c).starts_with("route[1].listen: expected each Unix socket path"));
+        let mut c = config();
+        c.route().upstreams[0].addr = "unix:/run/app.sock".into();
+        assert!(c.clone().validate().is_ok());
+        c.route().upstreams[0].options.resolve = true;
+        assert!(broken(c.clone()).starts_with("route[0].servers[0].resolve:"));
+        c.route().upstreams[0].options.resolve = false;
+        c.route().settings.bind_source = Some("127.0.0.2".parse().unwrap());
+        assert!(broken(c.clone()).contains("no bind_source for a Unix socket server"));
+        c.route().upstreams[0].addr = "unix:relative.sock".into();
+        assert!(broken(c).starts_with("route[0].servers[0].addr: expected HOST:PORT"));
     }
 
     #[test]

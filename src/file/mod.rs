@@ -37,7 +37,9 @@ pub use render::render;
 
 use crate::config::{Config, ConfigError, Location, Route, UpstreamSpec, ValidConfig};
 use crate::settings::Kind;
-use crate::settings::kinds::{ADDRESS, HOST_PORT, HostPort, Text, describe, listen_addrs};
+use crate::settings::kinds::{
+    HOST_PORT, HostPort, LISTEN, ListenEntry, Text, describe, listen_entry,
+};
 use crate::settings::{Expected, Global, RouteSettings, ServerOptions};
 use std::fmt;
 use std::ops::Range;
@@ -316,12 +318,15 @@ impl File<'_> {
         let listen = required("listen").and_then(|listen| self.listen(&prefix, listen));
         let upstreams = required("servers").and_then(|servers| self.servers(&prefix, servers));
         match (name, listen, upstreams) {
-            (Ok(name), Ok(listen), Ok(upstreams)) if problems.is_empty() => Ok(Route {
-                name,
-                listen,
-                upstreams,
-                settings,
-            }),
+            (Ok(name), Ok((listen, listen_unix)), Ok(upstreams)) if problems.is_empty() => {
+                Ok(Route {
+                    name,
+                    listen,
+                    listen_unix,
+                    upstreams,
+                    settings,
+                })
+            }
             (name, listen, upstreams) => {
                 problems.extend(name.err());
                 problems.extend(listen.err());
@@ -336,27 +341,34 @@ impl File<'_> {
         &self,
         prefix: &str,
         value: &Value<'_>,
-    ) -> Result<Vec<std::net::SocketAddr>, FileError> {
+    ) -> Result<(Vec<std::net::SocketAddr>, Vec<std::path::PathBuf>), FileError> {
         let field = format!("{prefix}listen");
+        let (mut addrs, mut paths) = (Vec::new(), Vec::new());
+        let mut take = |entry| match entry {
+            ListenEntry::Addrs(more) => addrs.extend(more),
+            ListenEntry::Unix(path) => paths.push(path),
+        };
         match value.get_ref() {
             DeValue::Array(items) => {
-                let mut addrs = Vec::new();
                 for (j, item) in items.iter().enumerate() {
-                    let some = item.get_ref().as_str().and_then(listen_addrs);
-                    match some {
-                        Some(more) => addrs.extend(more),
-                        None => return Err(self.expected(format!("{field}[{j}]"), item, ADDRESS)),
+                    match item.get_ref().as_str().and_then(listen_entry) {
+                        Some(entry) => take(entry),
+                        None => return Err(self.expected(format!("{field}[{j}]"), item, LISTEN)),
                     }
                 }
-                Ok(addrs)
             }
-            v => match v.as_str().and_then(listen_addrs) {
-                Some(addrs) => Ok(addrs),
+            v => match v.as_str().and_then(listen_entry) {
+                Some(entry) => take(entry),
                 None => {
-                    Err(self.expected(field, value, &format!("{ADDRESS}, or an array of them")))
+                    return Err(self.expected(
+                        field,
+                        value,
+                        &format!("{LISTEN}, or an array of them"),
+                    ));
                 }
             },
         }
+        Ok((addrs, paths))
     }
 
     /// `servers`: an array of server tables.

@@ -19,7 +19,11 @@ pub fn render(config: &Config) -> String {
     for r in &config.routes {
         out.push_str("\n[[route]]\n");
         let _ = writeln!(out, "name = {}", quote(&r.name));
-        let listen: Vec<String> = r.listen.iter().map(|a| quote(&a.to_string())).collect();
+        let listen: Vec<String> = r
+            .endpoints()
+            .iter()
+            .map(|a| quote(&a.to_string()))
+            .collect();
         let _ = writeln!(out, "listen = [{}]", listen.join(", "));
         entries(&mut out, &r.settings.entries());
         out.push_str("servers = [\n");

@@ -23,7 +23,10 @@ fn route(name: &str, server: &str, worker: u64) -> RouteSnapshot {
             stalled_to_client: Duration::from_millis(250),
         },
         servers: vec![ServerSnapshot {
-            addr: server.parse().expect("test address"),
+            addr: server
+                .parse::<std::net::SocketAddr>()
+                .expect("test address")
+                .into(),
             active: 1,
             up: worker == 0,
             stats: ServerStats {

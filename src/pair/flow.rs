@@ -11,7 +11,6 @@ use crate::error::CloseReason;
 use crate::io::Stop;
 use crate::stats::IoStats;
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 /// Which end of a pair a socket is.
@@ -52,20 +51,10 @@ pub trait Stream: Read + Write + rustix::fd::AsFd {
     fn take_error(&self) -> Option<io::Error>;
     /// The socket's own address (for a client: the address it connected to).
     fn local_addr(&self) -> io::Result<std::net::SocketAddr>;
-}
-
-impl Stream for mio::net::TcpStream {
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
-    fn connect_check(&self) -> ConnectCheck {
-        crate::connect::check(self)
-    }
-    fn take_error(&self) -> Option<io::Error> {
-        mio::net::TcpStream::take_error(self).ok().flatten()
-    }
-    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        mio::net::TcpStream::local_addr(self)
+    /// For a Unix domain socket, the raw paths of its peer and of itself (empty when
+    /// unnamed), for a PROXY header; `None` for other sockets.
+    fn unix_paths(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        None
     }
 }
 

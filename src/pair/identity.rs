@@ -9,6 +9,7 @@
 
 use super::{Actions, Pair, Phase, Stream};
 use crate::buffer::Buffer;
+use crate::endpoint::Client;
 use crate::error::CloseReason;
 use crate::io::Stop;
 use crate::proxy_protocol::{self, Parsed, Version};
@@ -21,7 +22,7 @@ use std::net::SocketAddr;
 #[derive(Debug)]
 pub(super) struct Identity {
     /// The socket's peer (the balancer in front of us).
-    peer: SocketAddr,
+    peer: Client,
     /// The address the client connected to, per the header.
     local: Option<SocketAddr>,
     authority: Option<String>,
@@ -30,7 +31,7 @@ pub(super) struct Identity {
 
 impl<S: Stream, B: Buffer> Pair<S, B> {
     /// The immediate peer, when a PROXY header named another client.
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
+    pub fn peer_addr(&self) -> Option<Client> {
         self.identity()
             .map(|i| i.peer)
             .filter(|peer| *peer != self.client_addr)
@@ -91,7 +92,7 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             attempts.awaiting_header = false;
         }
         let (client, local) = match header.addrs {
-            Some((src, dst)) => (src, Some(dst)),
+            Some((src, dst)) => (Client::Ip(src), Some(dst)),
             None => (self.client_addr, None),
         };
         self.extra_mut().identity = Some(Identity {
@@ -121,10 +122,16 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
             .attempts
             .as_ref()
             .map_or(Version::Off, |a| a.send_proxy);
-        let prefix = match version {
-            Version::Off => Vec::new(),
-            Version::V1 => proxy_protocol::write_v1(self.client_addr, self.local_addr()),
-            Version::V2 => proxy_protocol::write_v2(self.client_addr, self.local_addr()),
+        let prefix = match (version, self.client_addr) {
+            (Version::Off, _) => Vec::new(),
+            (Version::V1, Client::Ip(src)) => proxy_protocol::write_v1(src, self.local_addr()),
+            (Version::V2, Client::Ip(src)) => proxy_protocol::write_v2(src, self.local_addr()),
+            // A Unix client has no address: v1 can only say UNKNOWN, v2 has AF_UNIX.
+            (Version::V1, Client::Unix) => proxy_protocol::write_local(Version::V1),
+            (Version::V2, Client::Unix) => {
+                let (src, dst) = self.client.stream.unix_paths().unwrap_or_default();
+                proxy_protocol::write_v2_unix(&src, &dst)
+            }
         };
         self.keep_tried();
         match self.attempts.as_mut() {

@@ -36,6 +36,7 @@ use attempts::Attempts;
 
 use crate::buffer::Buffer;
 use crate::connect::ConnectCheck;
+use crate::endpoint::Client;
 use crate::error::CloseReason;
 use crate::proxy_protocol::Version;
 use crate::ring::Ring;
@@ -231,7 +232,7 @@ pub struct Pair<S, B = Ring> {
     attempts: Option<Box<Attempts>>,
     /// What only some pairs need: the PROXY header's identity, bandwidth buckets.
     extra: Option<Box<Extra>>,
-    client_addr: SocketAddr,
+    client_addr: Client,
     started: Instant,
     /// Microseconds from `started` to the upstream connect (saturating at about 71 minutes).
     connect_us: Option<u32>,
@@ -248,7 +249,7 @@ impl<S: Stream, B: Buffer + Default> Pair<S, B> {
         id: u64,
         route: usize,
         client: S,
-        client_addr: SocketAddr,
+        client_addr: impl Into<Client>,
         policy: ConnectPolicy,
         spares: &mut Spares,
         now: Instant,
@@ -276,7 +277,7 @@ impl<S: Stream, B: Buffer + Default> Pair<S, B> {
                         ..Extra::default()
                     })
                 }),
-            client_addr,
+            client_addr: client_addr.into(),
             started: now,
             connect_us: None,
             last_active: now,
@@ -318,8 +319,9 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
         };
     }
 
-    /// The client's address.
-    pub fn client_addr(&self) -> SocketAddr {
+    /// Who the client is: its address (the PROXY header's when one named it), or a client
+    /// of a Unix listener.
+    pub fn client_addr(&self) -> Client {
         self.client_addr
     }
 

@@ -31,7 +31,7 @@ fn hello_policy(max: usize) -> ConnectPolicy {
 /// A pair that reads a ClientHello before its route is chosen, just started: an idle and a
 /// hello wake-up, no lifetime yet (it is the route's), no request for a server.
 fn accept_tls(h: &mut Harness, client: Fake, policy: ConnectPolicy) -> Pair<Fake> {
-    let addr = ([10, 1, 1, 1], 2222).into();
+    let addr = std::net::SocketAddr::from(([10, 1, 1, 1], 2222));
     let mut pair = Pair::new(1, 0, client, addr, policy, &mut Spares::default(), h.now);
     pair.start(h.now, &mut h.out);
     let started = h.actions();
@@ -119,7 +119,7 @@ fn a_proxy_header_comes_first_and_only_it_is_taken_out() {
         },
         ..hello_policy(4096)
     };
-    let addr = ([10, 1, 1, 1], 2222).into();
+    let addr = std::net::SocketAddr::from(([10, 1, 1, 1], 2222));
     let mut pair = Pair::new(
         1,
         0,
@@ -144,7 +144,7 @@ fn a_proxy_header_comes_first_and_only_it_is_taken_out() {
     );
     let actions = h.ready(&mut pair, Side::Client, READY);
     assert!(matches!(actions.as_slice(), [Action::Route]), "{actions:?}");
-    assert_eq!(pair.client_addr(), src);
+    assert_eq!(pair.client_addr(), src.into());
     assert_eq!(pair.server_name(), Some("a.test"));
     assert_eq!(pair.to_upstream().buffer().front(), HELLO);
 }

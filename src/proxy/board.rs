@@ -8,8 +8,8 @@
 //! itself (slots are reused as nothing refers to them).
 
 use super::routes::Routes;
+use crate::endpoint::Endpoint;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,21 +17,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct HealthBoard {
     version: AtomicU64,
-    states: Mutex<HashMap<(String, SocketAddr), bool>>,
+    states: Mutex<HashMap<(String, Endpoint), bool>>,
 }
 
 impl HealthBoard {
     /// Posts that `addr` of `route` is now up or down.
-    pub fn post(&self, route: &str, addr: SocketAddr, up: bool) {
+    pub fn post(&self, route: &str, addr: Endpoint, up: bool) {
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         states.insert((route.to_string(), addr), up);
         self.version.fetch_add(1, Ordering::Release);
     }
 
     /// Forgets servers no longer configured (after a reload in the checking worker).
-    pub fn retain(&self, mut keep: impl FnMut(&str, SocketAddr) -> bool) {
+    pub fn retain(&self, mut keep: impl FnMut(&str, &Endpoint) -> bool) {
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        states.retain(|(route, addr), _| keep(route, *addr));
+        states.retain(|(route, addr), _| keep(route, addr));
         self.version.fetch_add(1, Ordering::Release);
     }
 
@@ -47,7 +47,7 @@ impl HealthBoard {
         for r in 0..routes.len() {
             let route = &mut routes[r];
             for server in &mut route.pool.servers {
-                let key = (route.name.clone(), server.addr);
+                let key = (route.name.clone(), server.addr.clone());
                 server
                     .checks
                     .force(states.get(&key).copied().unwrap_or(true));

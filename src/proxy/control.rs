@@ -217,10 +217,16 @@ impl Proxy {
             });
         }
         let valid = config.config();
-        let wanted = valid.routes.iter().enumerate().flat_map(|(i, route)| {
-            let backlog = route.settings.backlog;
-            route.listen.iter().map(move |&addr| (addr, backlog, i))
-        });
+        let wanted: Vec<_> = valid
+            .routes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, route)| {
+                let here = self.listened_here(route);
+                here.into_iter().map(move |addr| (addr, &route.settings, i))
+            })
+            .collect();
+        let wanted = wanted.into_iter();
         let bound = self.listeners.bind_missing(wanted, self.workers() > 1)?;
         if valid.global.workers != self.global.workers && self.worker == 0 {
             info!(
@@ -245,7 +251,7 @@ impl Proxy {
                 routes.iter().any(|r| {
                     !r.retired
                         && r.name == name
-                        && r.pool.servers.iter().any(|s| s.addr == addr && !s.removed)
+                        && r.pool.servers.iter().any(|s| s.addr == *addr && !s.removed)
                 })
             });
         }

@@ -102,7 +102,7 @@ impl Health {
         }
         match self
             .probes
-            .start((route, server), (s.addr, &options), hello, registry)
+            .start((route, server), (&s.addr, &options), hello, registry)
         {
             Ok((probe, seq)) => {
                 s.check = CheckState::Probing;
@@ -169,7 +169,7 @@ impl Health {
         };
         let changed = s.checks.record(up, policy);
         if let Some(now_up) = changed {
-            self.board.post(&state.name, s.addr, now_up);
+            self.board.post(&state.name, s.addr.clone(), now_up);
         }
         match changed {
             Some(true) => warn!(

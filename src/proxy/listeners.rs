@@ -1,9 +1,13 @@
-//! The listening sockets of one loop: binding them, which route each serves, which may have
-//! clients waiting, and keeping them across a reload (an address that stays keeps its
-//! socket, so no client is refused).
+//! The listening sockets of one loop, TCP and Unix: binding them, which route each serves,
+//! which may have clients waiting, and keeping them across a reload (an address or path
+//! that stays keeps its socket, so no client is refused and a socket file keeps its inode).
 
 use super::routes::Routes;
+use super::socket_file::{Access, SocketFile};
+use crate::conn::Conn;
+use crate::endpoint::{Client, Endpoint};
 use crate::error::StartError;
+use crate::settings::RouteSettings;
 use crate::token;
 use mio::net::TcpListener;
 use mio::{Interest, Registry};
@@ -12,10 +16,45 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
 
+/// A listening socket: TCP, or Unix with the file it created.
+pub(super) enum Listening {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A Unix listener; dropping it removes its file.
+    Unix(SocketFile),
+}
+
+impl Listening {
+    /// Accepts one waiting client.
+    pub fn accept(&self) -> io::Result<(Conn, Client)> {
+        match self {
+            Listening::Tcp(l) => l.accept().map(|(s, addr)| (Conn::Tcp(s), Client::Ip(addr))),
+            Listening::Unix(f) => f
+                .socket
+                .accept()
+                .map(|(s, _)| (Conn::Unix(s), Client::Unix)),
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Listening::Tcp(l) => l,
+            Listening::Unix(f) => &mut f.socket,
+        }
+    }
+
+    fn raw(&self) -> socket2::SockRef<'_> {
+        match self {
+            Listening::Tcp(l) => socket2::SockRef::from(l),
+            Listening::Unix(f) => socket2::SockRef::from(&f.socket),
+        }
+    }
+}
+
 /// A listening socket, its route, and whether it may have clients waiting.
 pub(super) struct Listener {
-    pub socket: TcpListener,
-    pub addr: SocketAddr,
+    pub socket: Listening,
+    pub addr: Endpoint,
     pub route: usize,
     /// Set by an event, cleared by `WouldBlock`: clients may wait in the backlog.
     pub pending: bool,
@@ -27,18 +66,24 @@ pub(super) struct Listeners {
     slab: Slab<Listener>,
 }
 
+/// Where a route asks to listen: `(address or path, the route's settings, route index)`.
+pub(super) type Wanted<'a> = (Endpoint, &'a RouteSettings, usize);
+
 impl Listeners {
     /// Registers `socket` as a listener of `route`.
     pub fn add(
         &mut self,
-        mut socket: TcpListener,
+        mut socket: Listening,
         route: usize,
         registry: &Registry,
     ) -> io::Result<()> {
-        let addr = socket.local_addr()?;
+        let addr = match &socket {
+            Listening::Tcp(l) => Endpoint::Ip(l.local_addr()?),
+            Listening::Unix(f) => Endpoint::Unix(f.path().into()),
+        };
         let entry = self.slab.vacant_entry();
         registry.register(
-            &mut socket,
+            socket.source(),
             token::listener(entry.key()),
             Interest::READABLE,
         )?;
@@ -51,28 +96,33 @@ impl Listeners {
         Ok(())
     }
 
-    /// Every listen address, in route order.
+    /// Every TCP listen address, in route order.
     pub fn addrs(&self) -> Vec<SocketAddr> {
         let mut listeners: Vec<(usize, usize, SocketAddr)> = self
             .slab
             .iter()
-            .map(|(key, l)| (l.route, key, l.addr))
+            .filter_map(|(key, l)| Some((l.route, key, l.addr.ip()?)))
             .collect();
         listeners.sort();
         listeners.into_iter().map(|(_, _, addr)| addr).collect()
     }
 
-    /// True when an address is listened on already.
-    pub fn has(&self, addr: SocketAddr) -> bool {
-        self.slab.iter().any(|(_, l)| l.addr == addr)
+    /// Number of listening sockets, TCP and Unix.
+    pub fn len(&self) -> usize {
+        self.slab.len()
     }
 
-    /// The listen addresses of `route`.
-    pub fn of_route(&self, route: usize) -> Vec<SocketAddr> {
+    /// True when an address or path is listened on already.
+    pub fn has(&self, addr: &Endpoint) -> bool {
+        self.slab.iter().any(|(_, l)| l.addr == *addr)
+    }
+
+    /// The listen addresses and paths of `route`.
+    pub fn of_route(&self, route: usize) -> Vec<Endpoint> {
         self.slab
             .iter()
             .filter(|(_, l)| l.route == route)
-            .map(|(_, l)| l.addr)
+            .map(|(_, l)| l.addr.clone())
             .collect()
     }
 
@@ -88,54 +138,57 @@ impl Listeners {
         self.slab.iter_mut().map(|(_, l)| l).find(|l| l.pending)
     }
 
-    /// Binds every address of `addrs` not listened on yet (`(address, backlog, new route
-    /// index)`; an address several routes share is bound once); nothing is kept if one
-    /// fails.
-    pub fn bind_missing(
+    /// Binds every address and path of `wanted` not listened on yet (an address several
+    /// routes share is bound once); nothing is kept if one fails (a Unix socket bound
+    /// before the failure is closed and its file removed).
+    pub fn bind_missing<'a>(
         &self,
-        addrs: impl Iterator<Item = (SocketAddr, u32, usize)>,
+        wanted: impl Iterator<Item = Wanted<'a>>,
         reuse_port: bool,
-    ) -> Result<Vec<(TcpListener, usize)>, StartError> {
-        let mut current: Vec<SocketAddr> = self.slab.iter().map(|(_, l)| l.addr).collect();
-        addrs
+    ) -> Result<Vec<(Listening, usize)>, StartError> {
+        let mut current: Vec<Endpoint> = self.slab.iter().map(|(_, l)| l.addr.clone()).collect();
+        wanted
             .filter(|(addr, _, _)| {
-                let new = addr.port() == 0 || !current.contains(addr);
-                current.push(*addr);
+                let new = addr.ip().is_some_and(|a| a.port() == 0) || !current.contains(addr);
+                current.push(addr.clone());
                 new
             })
-            .map(|(addr, backlog, route)| {
-                bind_listener(addr, backlog, reuse_port)
-                    .map(|socket| (socket, route))
-                    .map_err(|source| StartError::Bind { addr, source })
-            })
+            .map(|(addr, settings, route)| bind(&addr, settings, reuse_port).map(|l| (l, route)))
             .collect()
     }
 
     /// After `routes` took a new configuration: listeners that stay follow their route (and
-    /// its backlog), the others close; `bound` (by new route index, mapped through `plan`)
-    /// start listening. Returns how many opened and closed.
+    /// its backlog, a socket file its mode and owner), the others close (a socket file is
+    /// removed); `bound` (by new route index, mapped through `plan`) start listening.
+    /// Returns how many opened and closed.
     pub fn reconcile(
         &mut self,
         routes: &Routes,
         plan: &[usize],
-        bound: Vec<(TcpListener, usize)>,
+        bound: Vec<(Listening, usize)>,
         registry: &Registry,
     ) -> (usize, usize) {
         let mut closed = Vec::new();
         for (key, listener) in self.slab.iter_mut() {
-            match routes.owner(listener.addr) {
+            match routes.owner(&listener.addr) {
                 Some(route) => {
                     listener.route = route;
+                    let settings = &routes[route].settings;
                     // listen() again on a listening socket just sets its backlog.
-                    let backlog = routes[route].settings.backlog.min(i32::MAX as u32) as i32;
-                    let _ = socket2::SockRef::from(&listener.socket).listen(backlog);
+                    let backlog = settings.backlog.min(i32::MAX as u32) as i32;
+                    let _ = listener.socket.raw().listen(backlog);
+                    if let Listening::Unix(file) = &listener.socket
+                        && let Err(e) = file.set_access(access(settings))
+                    {
+                        log::warn!("{}: cannot set the mode or owner: {e}", listener.addr);
+                    }
                 }
                 None => closed.push(key),
             }
         }
         for &key in &closed {
             let mut listener = self.slab.remove(key);
-            let _ = registry.deregister(&mut listener.socket);
+            let _ = registry.deregister(listener.socket.source());
         }
         let opened = bound.len();
         for (socket, new_index) in bound {
@@ -146,10 +199,37 @@ impl Listeners {
         (opened, closed.len())
     }
 
-    /// Closes every listener (a drain).
+    /// Closes every listener (a drain); socket files are removed.
     pub fn close_all(&mut self, registry: &Registry) {
         for mut listener in self.slab.drain() {
-            let _ = registry.deregister(&mut listener.socket);
+            let _ = registry.deregister(listener.socket.source());
+        }
+    }
+}
+
+/// The mode and owner a route gives its socket files.
+fn access(settings: &RouteSettings) -> Access<'_> {
+    Access {
+        mode: settings.unix_mode,
+        owner: settings.unix_owner.as_deref(),
+    }
+}
+
+/// Binds one listener for a route with `settings`.
+pub(super) fn bind(
+    addr: &Endpoint,
+    settings: &RouteSettings,
+    reuse_port: bool,
+) -> Result<Listening, StartError> {
+    match addr {
+        Endpoint::Ip(addr) => bind_listener(*addr, settings.backlog, reuse_port)
+            .map(Listening::Tcp)
+            .map_err(|source| StartError::Bind {
+                addr: *addr,
+                source,
+            }),
+        Endpoint::Unix(path) => {
+            SocketFile::bind(path, settings.backlog, access(settings)).map(Listening::Unix)
         }
     }
 }

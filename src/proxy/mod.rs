@@ -25,11 +25,13 @@ mod routes;
 mod saturation;
 mod setup;
 mod snapshot;
+mod socket_file;
 
 pub use control::{Command, Handle};
 pub use report::{Draining, Ended, ReloadReply, Reloaded, Serving, combine};
 
 use crate::access_log::AccessLog;
+use crate::conn::Conn;
 use crate::engine::Engine;
 use crate::error::CloseReason;
 use crate::heartbeat::Heartbeats;
@@ -44,7 +46,6 @@ use listeners::Listeners;
 use log::{info, warn};
 use metrics_http::MetricsServer;
 use mio::event::Event;
-use mio::net::TcpStream;
 use mio::{Events, Poll};
 use refusals::Refusals;
 use routes::Routes;
@@ -178,9 +179,9 @@ pub struct Proxy {
     routes: Routes,
     listeners: Listeners,
     health: Health,
-    pairs: Slab<Pair<TcpStream, Engine>>,
+    pairs: Slab<Pair<Conn, Engine>>,
     /// What the pair being handled asked for; drained by `Proxy::act`.
-    actions: Actions<TcpStream>,
+    actions: Actions<Conn>,
     /// Attempt records kept for new pairs.
     spares: Spares,
     timers: Timers<Timer>,
@@ -224,7 +225,7 @@ impl Proxy {
     pub fn serving(&self) -> Serving {
         Serving {
             routes: self.routes.iter().filter(|r| !r.retired).count(),
-            listeners: self.listeners.addrs().len(),
+            listeners: self.listeners.len(),
             open: self.pairs.len(),
         }
     }
@@ -463,16 +464,17 @@ impl Proxy {
             let Some(listener) = self.listeners.next_pending() else {
                 return;
             };
-            let (route, addr) = (listener.route, listener.addr);
+            let route = listener.route;
             match listener.socket.accept() {
                 Ok((stream, client)) => {
                     if self.gate.failures > 0 {
                         info!(
-                            "accepting again on {addr} after {} failed accept(s)",
-                            self.gate.failures
+                            "accepting again on {} after {} failed accept(s)",
+                            listener.addr, self.gate.failures
                         );
                         self.gate.failures = 0;
                     }
+                    let addr = listener.addr.ip();
                     self.open(route, addr, stream, client, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => listener.pending = false,
@@ -484,8 +486,9 @@ impl Proxy {
                 Err(e) => {
                     if self.gate.failures == 0 {
                         warn!(
-                            "accept on {addr} failed: {e}; pausing accepts for {} and \
+                            "accept on {} failed: {e}; pausing accepts for {} and \
                              retrying until it works ({} connections open)",
+                            listener.addr,
                             crate::display::Secs(ACCEPT_PAUSE),
                             self.pairs.len()
                         );

@@ -6,14 +6,15 @@
 
 use super::{Proxy, Timer};
 use crate::access_log::Record;
+use crate::conn::Conn;
 use crate::connect;
+use crate::endpoint::{Client, Endpoint};
 use crate::error::CloseReason;
 use crate::pair::{Action, Admission, Pair, Readiness, Side};
 use crate::token;
 use log::{debug, info, warn};
 use mio::Interest;
 use mio::event::Event;
-use mio::net::TcpStream;
 use socket2::SockRef;
 use std::io;
 use std::net::SocketAddr;
@@ -179,17 +180,17 @@ impl Proxy {
         }
     }
 
-    /// Registers a client accepted on `listener` as a new pair of `route` (the listener's)
-    /// and starts it.
+    /// Registers a client accepted on `listener` (`None`: a Unix listener) as a new pair of
+    /// `route` (the listener's) and starts it.
     pub(super) fn open(
         &mut self,
         route: usize,
-        listener: SocketAddr,
-        mut stream: TcpStream,
-        addr: SocketAddr,
+        listener: Option<SocketAddr>,
+        mut stream: Conn,
+        addr: Client,
         now: Instant,
     ) {
-        let hello = self.routes.hello_preread(route, listener);
+        let hello = listener.and_then(|at| self.routes.hello_preread(route, at));
         // Without a PROXY header to wait for, the socket's peer is the client: judge it now,
         // before anything is allocated or registered for it — unless the route is chosen
         // later by server name, and its rules with it.
@@ -202,7 +203,9 @@ impl Proxy {
                 Err(reason) => return self.refuse(route, stream, addr, reason, now),
             }
         };
-        let _ = stream.set_nodelay(true);
+        if let Conn::Tcp(tcp) = &stream {
+            let _ = tcp.set_nodelay(true);
+        }
         let entry = self.pairs.vacant_entry();
         let key = entry.key();
         let token = token::pair(key, Side::Client);
@@ -215,8 +218,10 @@ impl Proxy {
         let state = &mut self.routes[route];
         if let Err(e) = registered {
             warn!("cannot register client {addr}: {e}");
-            if admitted == Some(true) {
-                state.release_client(addr.ip());
+            if admitted == Some(true)
+                && let Some(ip) = addr.ip()
+            {
+                state.release_client(ip);
             }
             return;
         }
@@ -247,8 +252,8 @@ impl Proxy {
     fn refuse(
         &mut self,
         route: usize,
-        stream: TcpStream,
-        addr: SocketAddr,
+        stream: Conn,
+        addr: Client,
         reason: CloseReason,
         now: Instant,
     ) {
@@ -288,19 +293,21 @@ impl Proxy {
             route.stats.accepted += 1;
         }
         route.stats.closed[reason.index()] += 1;
-        if pair.admission() == Admission::Counted {
-            route.release_client(pair.client_addr().ip());
+        if pair.admission() == Admission::Counted
+            && let Some(ip) = pair.client_addr().ip()
+        {
+            route.release_client(ip);
         }
         let (up, down) = (pair.to_upstream(), pair.to_client());
         route.stats.stalled_to_upstream += up.stalled_until(now);
         route.stats.stalled_to_client += down.stalled_until(now);
-        let upstream = pair.server().map(|id| route.pool.addr(id));
         if let Some(id) = pair.server() {
             route.release(id);
             let stats = &mut route.pool.servers[id].stats;
             stats.bytes_to_upstream += up.delivered();
             stats.bytes_to_client += down.delivered();
         }
+        let upstream = pair.server().map(|id| route.pool.addr(id));
         let reset = match reason {
             CloseReason::ClientReset => pair.stream(Side::Upstream),
             CloseReason::UpstreamReset => pair.stream(Side::Client),
@@ -311,10 +318,10 @@ impl Proxy {
         }
         let duration = now.saturating_duration_since(pair.started());
         // Only a pair that retried lists the servers it tried (one allocation, then).
-        let tried: Vec<SocketAddr> = pair
+        let tried: Vec<Endpoint> = pair
             .tried_servers()
             .iter()
-            .map(|&id| route.pool.addr(id))
+            .map(|&id| route.pool.addr(id).clone())
             .collect();
         debug!(
             "closed route={} client={} upstream={} to_upstream={} to_client={} duration={:?} \

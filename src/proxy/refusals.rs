@@ -3,9 +3,9 @@
 //! refusal, so a flood of denied clients cannot flood stderr. Counting per route and reason
 //! (metrics) and the access-log line per refusal are done by the loop.
 
+use crate::endpoint::Client;
 use crate::error::CloseReason;
 use log::info;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 /// A run of refusals with no quiet housekeeping tick between them.
@@ -26,7 +26,7 @@ pub(super) struct Refusals {
 
 impl Refusals {
     /// A client from `client` was refused on `route` for `reason` at `now`.
-    pub fn note(&mut self, route: &str, client: SocketAddr, reason: CloseReason, now: Instant) {
+    pub fn note(&mut self, route: &str, client: Client, reason: CloseReason, now: Instant) {
         let burst = self.burst.get_or_insert_with(|| {
             info!(
                 "refusing clients on route {route}: first {client} ({reason}); \

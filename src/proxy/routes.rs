@@ -10,6 +10,7 @@
 use crate::balance::Balancer;
 use crate::config;
 use crate::display::{OrDash, Secs};
+use crate::endpoint::{Client, Endpoint};
 use crate::engine::Storage;
 use crate::error::CloseReason;
 use crate::health::{ActivePolicy, PassivePolicy};
@@ -69,7 +70,8 @@ pub(super) const CLIENT_TABLE: usize = 16_384;
 /// One route's settings and live state.
 pub(super) struct RouteState {
     pub name: String,
-    pub listen: Vec<SocketAddr>,
+    /// Where it listens: addresses and Unix socket paths.
+    pub listen: Vec<Endpoint>,
     pub settings: RouteSettings,
     pub pool: Pool,
     pub balancer: Balancer,
@@ -89,7 +91,7 @@ impl RouteState {
         let pool = Pool::new(config.servers(index));
         RouteState {
             name: route.name.clone(),
-            listen: route.listen.clone(),
+            listen: route.endpoints(),
             balancer: Balancer::new(route.settings.balance, &pool, seed),
             buffers: shares.storage(&route.settings),
             clients: ClientTable::new(CLIENT_TABLE),
@@ -115,7 +117,7 @@ impl RouteState {
         let fresh = config.servers(index);
         let before: Vec<ResolvedServer> = self.configured();
         let changed =
-            route.settings != self.settings || route.listen != self.listen || before != fresh;
+            route.settings != self.settings || route.endpoints() != self.listen || before != fresh;
         for server in &mut self.pool.servers {
             server.removed = true;
         }
@@ -137,7 +139,7 @@ impl RouteState {
         }
         self.buffers.mode = route.settings.engine;
         self.settings = route.settings.clone();
-        self.listen = route.listen.clone();
+        self.listen = route.endpoints();
         self.retired = false;
         changed
     }
@@ -177,7 +179,7 @@ impl RouteState {
         let current = self.pool.servers.iter().filter(|s| !s.removed);
         current
             .map(|s| ResolvedServer {
-                addr: s.addr,
+                addr: s.addr.clone(),
                 options: s.options.clone(),
             })
             .collect()
@@ -223,12 +225,14 @@ impl RouteState {
     }
 
     /// How a new client from `client` starts and tries servers: refused when it may not
-    /// send the PROXY header this route requires, else reading that header first.
-    pub fn connect_policy(&self, client: IpAddr) -> ConnectPolicy {
+    /// send the PROXY header this route requires, else reading that header first. A client
+    /// of a Unix listener (`None`) may send one: the socket file's mode and owner decide who
+    /// connects there.
+    pub fn connect_policy(&self, client: Option<IpAddr>) -> ConnectPolicy {
         let s = &self.settings;
         let preread = if !s.accept_proxy {
             Preread::default()
-        } else if !self.trusts(client) {
+        } else if client.is_some_and(|ip| !self.trusts(ip)) {
             Preread {
                 refuse: Some(CloseReason::Untrusted),
                 ..Preread::default()
@@ -253,8 +257,13 @@ impl RouteState {
 
     /// Judges a client at `ip` by `allow`/`deny` and the per-client limits at `now`:
     /// `Ok(true)` when admitted and counted (its close must [`RouteState::release`] it),
-    /// `Ok(false)` when admitted without limits, `Err` with the reason to refuse.
-    pub fn admit(&mut self, ip: IpAddr, now: Instant) -> Result<bool, CloseReason> {
+    /// `Ok(false)` when admitted without limits, `Err` with the reason to refuse. A client
+    /// without an address (of a Unix listener, no PROXY header naming one) has no rule that
+    /// can judge it and is admitted uncounted.
+    pub fn admit(&mut self, ip: Option<IpAddr>, now: Instant) -> Result<bool, CloseReason> {
+        let Some(ip) = ip else {
+            return Ok(false);
+        };
         let s = &self.settings;
         if !limits::allowed(ip, &s.allow, &s.deny) {
             return Err(CloseReason::Denied);
@@ -318,8 +327,15 @@ impl RouteState {
         }
     }
 
-    /// The server the balancer offers a client at `ip` that has tried `tried`.
-    pub fn pick(&mut self, ip: IpAddr, tried: &[UpstreamId], now: Instant) -> Option<UpstreamId> {
+    /// The server the balancer offers a client at `ip` that has tried `tried` (with
+    /// `ip-hash`, clients without an address hash as one).
+    pub fn pick(
+        &mut self,
+        ip: Option<IpAddr>,
+        tried: &[UpstreamId],
+        now: Instant,
+    ) -> Option<UpstreamId> {
+        let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         self.balancer.pick(&self.pool, ip, tried, now)
     }
 
@@ -347,7 +363,7 @@ impl RouteState {
     pub fn abandon(
         &mut self,
         id: UpstreamId,
-        client: Option<SocketAddr>,
+        client: Option<Client>,
         why: &Failure,
         now: Instant,
     ) -> Option<Instant> {
@@ -374,7 +390,7 @@ impl RouteState {
     pub fn failed_at_once(
         &mut self,
         id: UpstreamId,
-        client: Option<SocketAddr>,
+        client: Option<Client>,
         err: &std::io::Error,
         now: Instant,
     ) -> Option<Instant> {
@@ -417,7 +433,7 @@ impl RouteState {
     }
 
     /// The route's start line: where it listens, its servers and the main settings.
-    pub fn describe(&self, listening: &[SocketAddr], max_conns: usize, fd_limit: u64) -> String {
+    pub fn describe(&self, listening: &[Endpoint], max_conns: usize, fd_limit: u64) -> String {
         let servers: Vec<String> = self
             .pool
             .servers
@@ -425,7 +441,7 @@ impl RouteState {
             .filter(|s| !s.removed)
             .map(describe_server)
             .collect();
-        let listen: Vec<String> = listening.iter().map(SocketAddr::to_string).collect();
+        let listen: Vec<String> = listening.iter().map(Endpoint::to_string).collect();
         let s = &self.settings;
         format!(
             "route {}: listening on {}, upstreams [{}], balance {}, buffer-size {} bytes per \
@@ -503,7 +519,14 @@ impl Routes {
     /// Rebuilds the name tables from the routes in force.
     fn index_names(&mut self) {
         let in_force = self.routes.iter().enumerate().filter(|(_, r)| !r.retired);
-        let routes = in_force.map(|(i, r)| (i, &r.listen[..], &r.settings.sni[..]));
+        // Server names are chosen on TCP addresses only (`sni` takes no Unix listener).
+        let addrs: Vec<(usize, Vec<SocketAddr>, &[_])> = in_force
+            .map(|(i, r)| {
+                let ip = r.listen.iter().filter_map(Endpoint::ip).collect();
+                (i, ip, &r.settings.sni[..])
+            })
+            .collect();
+        let routes = addrs.iter().map(|(i, ip, sni)| (*i, &ip[..], *sni));
         // A valid configuration claims each name once per address.
         self.names = config::name_tables(routes).unwrap_or_default();
     }
@@ -582,10 +605,10 @@ impl Routes {
 
     /// The route that listens on `addr`, among those in force; of routes sharing it by
     /// server name, the first (connections closed before their route is chosen count there).
-    pub fn owner(&self, addr: SocketAddr) -> Option<usize> {
+    pub fn owner(&self, addr: &Endpoint) -> Option<usize> {
         self.routes
             .iter()
-            .position(|r| !r.retired && r.listen.contains(&addr))
+            .position(|r| !r.retired && r.listen.contains(addr))
     }
 
     /// Every route, retired ones included.
@@ -652,7 +675,7 @@ mod tests {
             let valid = valid.validate().unwrap();
             let empty = ResolvedConfig::from_pools(valid, vec![Vec::new()]);
             let mut routes = Routes::new(&empty, 1, test_shares());
-            let ip = "127.0.0.1".parse().unwrap();
+            let ip = Some("127.0.0.1".parse().unwrap());
             assert_eq!(
                 routes[0].pick(ip, &[], Instant::now()),
                 None,
@@ -697,10 +720,10 @@ mod tests {
     fn a_server_still_in_use_keeps_its_slot() {
         let mut routes = Routes::new(&config("a", 1000), 1, test_shares());
         routes[0].acquire(2);
-        let addr = routes[0].pool.addr(2);
+        let addr = routes[0].pool.addr(2).clone();
         routes.apply(&config("a", 3000));
         assert_eq!(
-            routes[0].pool.addr(2),
+            *routes[0].pool.addr(2),
             addr,
             "an open connection's server stays"
         );

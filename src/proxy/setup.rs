@@ -3,13 +3,14 @@
 
 use super::control::Control;
 use super::health::Health;
-use super::listeners::{Listeners, bind_listener};
+use super::listeners::{Listeners, bind};
 use super::metrics_http::MetricsServer;
 use super::report::Ended;
 use super::routes::{Routes, Shares};
 use super::{AcceptGate, HOUSEKEEPING, Proxy, RunState, Shared, Timer};
 use crate::access_log::AccessLog;
 use crate::config::{RESERVED_FDS, default_max_conns, pipe_limit};
+use crate::endpoint::Endpoint;
 use crate::error::StartError;
 use crate::pipe::PipeCount;
 use crate::resolve::ResolvedConfig;
@@ -89,13 +90,12 @@ impl Proxy {
             ended: Ended::default(),
         };
         for (index, route) in valid.routes.iter().enumerate() {
-            for &addr in &route.listen {
+            for addr in proxy.listened_here(route) {
                 // An address routes share by server name has one socket, of its first route.
-                if addr.port() != 0 && proxy.listeners.has(addr) {
+                if addr.ip().is_none_or(|a| a.port() != 0) && proxy.listeners.has(&addr) {
                     continue;
                 }
-                let socket = bind_listener(addr, route.settings.backlog, valid.global.workers > 1)
-                    .map_err(|source| StartError::Bind { addr, source })?;
+                let socket = bind(&addr, &route.settings, valid.global.workers > 1)?;
                 proxy
                     .listeners
                     .add(socket, index, proxy.poll.registry())
@@ -113,6 +113,16 @@ impl Proxy {
             .timers
             .schedule(now + HOUSEKEEPING, Timer::Housekeeping);
         Ok(proxy)
+    }
+
+    /// Where this worker listens for `route`: every address, and the Unix paths in the
+    /// first worker only (`SO_REUSEPORT` does not spread a Unix socket between several).
+    pub(super) fn listened_here(&self, route: &crate::config::Route) -> Vec<Endpoint> {
+        let mut here = route.endpoints();
+        if self.worker != 0 {
+            here.retain(|e| e.ip().is_some());
+        }
+        here
     }
 
     /// One line per route: where it listens, its servers and settings, and the process's

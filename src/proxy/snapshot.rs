@@ -78,7 +78,7 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
                     .zip(counters)
                     .filter(|(s, _)| !s.removed || s.active > 0)
                     .map(|(server, stats)| ServerSnapshot {
-                        addr: server.addr,
+                        addr: server.addr.clone(),
                         active: server.active as u64,
                         up: server.is_available(now),
                         stats,

@@ -15,7 +15,7 @@ mod write;
 
 pub use crc::crc32c;
 pub use parse::{HeaderError, Parsed, parse};
-pub use write::{write_local, write_v1, write_v2};
+pub use write::{UNIX_ADDR_LEN, write_local, write_v1, write_v2, write_v2_unix};
 
 use std::net::SocketAddr;
 

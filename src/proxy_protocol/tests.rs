@@ -469,3 +469,32 @@ fn agrees_with_the_ppp_crate_on_generated_headers() {
         assert_eq!(ours.0.addrs, theirs_addrs, "round {round}");
     }
 }
+
+#[test]
+fn a_unix_client_header_is_af_unix_with_both_paths() {
+    let header = write_v2_unix(b"", b"/run/ringproxy/web.sock");
+    assert_eq!(header.len(), 16 + 2 * UNIX_ADDR_LEN);
+    match parse(&header) {
+        Ok(Parsed::Done { header: h, len }) => {
+            assert_eq!(len, header.len());
+            assert_eq!(h.addrs, None, "no IP address: the receiver keeps its own");
+        }
+        other => panic!("{other:?}"),
+    }
+    match ppp::HeaderResult::parse(&header) {
+        ppp::HeaderResult::V2(Ok(h)) => match h.addresses {
+            ppp::v2::Addresses::Unix(a) => {
+                assert!(a.source.iter().all(|&b| b == 0), "an unnamed client");
+                assert!(a.destination.starts_with(b"/run/ringproxy/web.sock\0"));
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    let long = vec![b'x'; 200];
+    assert_eq!(
+        write_v2_unix(&long, &long).len(),
+        16 + 2 * UNIX_ADDR_LEN,
+        "cut at 108"
+    );
+}

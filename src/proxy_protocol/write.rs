@@ -67,6 +67,25 @@ pub fn write_v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     out
 }
 
+/// Length of a Unix address in a v2 header (that of `sun_path`).
+pub const UNIX_ADDR_LEN: usize = 108;
+
+/// A v2 PROXY header for a client of a Unix stream socket: AF_UNIX, the two paths (the
+/// client's, usually unnamed and so empty, and the listener's), each zero-padded to 108
+/// bytes and cut there.
+pub fn write_v2_unix(src: &[u8], dst: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + 2 * UNIX_ADDR_LEN);
+    out.extend_from_slice(&V2_SIGNATURE);
+    out.extend_from_slice(&[0x21, 0x31]);
+    out.extend_from_slice(&(2 * UNIX_ADDR_LEN as u16).to_be_bytes());
+    for path in [src, dst] {
+        let path = &path[..path.len().min(UNIX_ADDR_LEN)];
+        out.extend_from_slice(path);
+        out.resize(out.len() + UNIX_ADDR_LEN - path.len(), 0);
+    }
+    out
+}
+
 /// The header a health check sends to a server that expects `version`: v2 LOCAL (the
 /// receiver keeps the connection's own addresses), v1 `PROXY UNKNOWN`; nothing for `Off`.
 pub fn write_local(version: Version) -> Vec<u8> {

@@ -425,6 +425,27 @@ pub fn listen_addrs(s: &str) -> Option<Vec<SocketAddr>> {
     Some(addrs)
 }
 
+/// What a listen entry accepts.
+pub const LISTEN: &str = "an address such as \"127.0.0.1:8080\", \"[::]:8080\" or \
+     \"localhost:8080\", or a Unix socket such as \"unix:/run/ringproxy/web.sock\"";
+
+/// What one listen entry stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenEntry {
+    /// Addresses ([`listen_addrs`]).
+    Addrs(Vec<SocketAddr>),
+    /// A Unix domain socket at this absolute path (`unix:PATH`).
+    Unix(std::path::PathBuf),
+}
+
+/// A listen entry: `unix:PATH` with an absolute path, or what [`listen_addrs`] takes.
+pub fn listen_entry(s: &str) -> Option<ListenEntry> {
+    if s.starts_with(crate::endpoint::UNIX_PREFIX) {
+        return crate::endpoint::unix_path(s).map(ListenEntry::Unix);
+    }
+    listen_addrs(s).map(ListenEntry::Addrs)
+}
+
 /// What an upstream address accepts.
 pub const HOST_PORT: &str =
     "HOST:PORT, e.g. \"127.0.0.1:8078\", \"[::1]:8078\" or \"backend.local:80\"";
@@ -658,6 +679,9 @@ impl<K: Kind> Kind for Optional<K> {
 
 #[cfg(test)]
 mod property;
+mod unix;
+
+pub use unix::{Mode, Owner};
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,9 @@
 //! `[defaults]`), `--check`, the range check and `--help` follow from the entry. Defaults
 //! follow nginx's `stream` module and HAProxy where they have an equivalent.
 
-use super::kinds::{Choice, Cidr, Dur, DurBetween, Ip, List, Named, Optional, Size, Switch, Whole};
+use super::kinds::{
+    Choice, Cidr, Dur, DurBetween, Ip, List, Mode, Named, Optional, Owner, Size, Switch, Whole,
+};
 use crate::engine::EngineMode;
 use crate::limits::{Rate, RateKind};
 use crate::proxy_protocol::Version;
@@ -105,6 +107,14 @@ crate::settings! {
         /// kernel doubles it and caps it at `net.core.wmem_max`.
         sndbuf: Option<usize> = None, Optional(SOCKET_BUFFER, "the system's"), "SIZE",
             Options, "kernel send buffer of both sockets (SO_SNDBUF)";
+        /// Permission bits of the route's Unix socket files (`listen = ["unix:PATH"]`), set
+        /// before the socket listens, so no client connects under other permissions.
+        unix_mode: Option<u32> = None, Optional(Mode, "the umask's"), "MODE", Options,
+            "permissions of unix: listen sockets (0660)";
+        /// Owner of the route's Unix socket files, `user:group`, `user` or `:group` (the
+        /// proxy needs the right to give them away: root, or a group it is in).
+        unix_owner: Option<String> = None, Optional(Owner, "the proxy's"), "USER:GROUP",
+            Options, "owner of unix: listen sockets";
         /// Balancing policy.
         balance: BalancePolicy = BalancePolicy::RoundRobin, Choice::new(), "POLICY", Balancing,
             "round-robin (smooth weighted), least-conn, ip-hash\n(consistent hashing), random-two";
