@@ -47,6 +47,15 @@ pub enum StartError {
         /// What `bind` or `listen` said.
         source: io::Error,
     },
+    /// An operator's endpoint (the admin API) could not listen on its address.
+    Serve {
+        /// What it serves.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// What `bind` or `listen` said.
+        source: io::Error,
+    },
     /// An upstream name did not resolve to any address.
     Resolve {
         /// The name as configured (`host:port`).
@@ -69,6 +78,9 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::Serve { what, addr, source } => {
+                write!(f, "cannot serve {what} on {addr}: {source}")
+            }
             StartError::Resolve { host, source } => {
                 write!(f, "cannot resolve upstream {host}: {source}")
             }
@@ -82,6 +94,7 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartError::Bind { source, .. }
+            | StartError::Serve { source, .. }
             | StartError::Resolve { source, .. }
             | StartError::Setup { source, .. } => Some(source),
             StartError::Invalid(e) => Some(e),
@@ -130,11 +143,13 @@ pub enum CloseReason {
     BadClientHello,
     /// The ClientHello did not arrive within `preread_timeout`.
     PrereadTimeout,
+    /// Closed by the operator through the admin API (one connection, or a server's).
+    Admin,
 }
 
 impl CloseReason {
     /// Every reason, in [`CloseReason::index`] order.
-    pub const ALL: [CloseReason; 18] = [
+    pub const ALL: [CloseReason; 19] = [
         CloseReason::ClientClosed,
         CloseReason::UpstreamClosed,
         CloseReason::ClientReset,
@@ -153,6 +168,7 @@ impl CloseReason {
         CloseReason::NoRoute,
         CloseReason::BadClientHello,
         CloseReason::PrereadTimeout,
+        CloseReason::Admin,
     ];
 
     /// Position in [`CloseReason::ALL`], for per-reason counters.
@@ -181,6 +197,7 @@ impl CloseReason {
             CloseReason::NoRoute => "no-route",
             CloseReason::BadClientHello => "bad-client-hello",
             CloseReason::PrereadTimeout => "preread-timeout",
+            CloseReason::Admin => "admin",
         }
     }
 

@@ -135,3 +135,173 @@ pub struct Snapshot {
     /// Its rings.
     pub rings: RingSnapshot,
 }
+
+/// A server's administrative state, apart from its health: what the operator set through the
+/// admin API (HAProxy's `set server … state`), or `Down` when the configuration says
+/// `down = true` (which the API cannot change).
+///
+/// Only `Ready` servers take new clients; connections already open continue in every state.
+/// Active checks run in `Ready` and `Drain`, not in `Maint` or `Down`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum AdminState {
+    /// Takes new clients.
+    #[default]
+    Ready,
+    /// No new clients; open connections continue; checks continue.
+    Drain,
+    /// No new clients and no checks; open connections continue.
+    Maint,
+    /// `down = true` in the configuration.
+    Down,
+}
+
+impl AdminState {
+    /// Every state, in the order metrics and the status page list them.
+    pub const ALL: [AdminState; 4] = [
+        AdminState::Ready,
+        AdminState::Drain,
+        AdminState::Maint,
+        AdminState::Down,
+    ];
+
+    /// The state's name, as the admin API spells it (`ready`, `drain`, `maint`, `down`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminState::Ready => "ready",
+            AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
+            AdminState::Down => "down",
+        }
+    }
+
+    /// A state the operator may set (`ready`, `drain`, `maint`, exactly); `down` is the
+    /// configuration's and is not one.
+    pub fn settable(word: &str) -> Option<AdminState> {
+        match word {
+            "ready" => Some(AdminState::Ready),
+            "drain" => Some(AdminState::Drain),
+            "maint" => Some(AdminState::Maint),
+            _ => None,
+        }
+    }
+}
+
+/// A server's health as the admin API reports it, ordered from best to worst so that the
+/// worst of several workers' views wins when they are merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ServerHealth {
+    /// Usable as far as health goes (checks pass or are off; no passive mark).
+    Up,
+    /// Not usable for now for a reason other than failed checks: passive health marked it
+    /// after failed connects, or it is `down = true` and never checked.
+    Unavailable,
+    /// Failed its active checks (`health_fall` in a row).
+    Down,
+}
+
+impl ServerHealth {
+    /// `up`, `unavailable` or `down`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerHealth::Up => "up",
+            ServerHealth::Unavailable => "unavailable",
+            ServerHealth::Down => "down",
+        }
+    }
+}
+
+/// One server of a route in force, as one worker sees it (the admin's `/servers`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerView {
+    /// The route's name.
+    pub route: String,
+    /// The server's address.
+    pub server: std::net::SocketAddr,
+    /// Its administrative state.
+    pub state: AdminState,
+    /// Its health.
+    pub health: ServerHealth,
+    /// Why it has that health (the last check, the passive mark), if anything is known.
+    pub why: Option<String>,
+    /// Pairs connecting or connected to it now.
+    pub active: u64,
+    /// Connect attempts sent to it so far.
+    pub total: u64,
+    /// How long ago its last active check ended (only the checking worker knows).
+    pub last_check: Option<Duration>,
+}
+
+/// Bits of a connection id below the worker number: ids are `worker << CONN_ID_BITS | n`,
+/// `n` counting each worker's pairs from 0, so an id is unique in the process and stays
+/// below 2^53 (exact in a JSON reader's double) for up to 8192 workers.
+pub const CONN_ID_BITS: u32 = 40;
+
+/// The process-wide id of the pair numbered `pair` in `worker`.
+pub fn conn_id(worker: usize, pair: u64) -> u64 {
+    (worker as u64) << CONN_ID_BITS | (pair & ((1 << CONN_ID_BITS) - 1))
+}
+
+/// The worker and its pair number of a process-wide connection id.
+pub fn split_conn_id(id: u64) -> (usize, u64) {
+    (
+        (id >> CONN_ID_BITS) as usize,
+        id & ((1 << CONN_ID_BITS) - 1),
+    )
+}
+
+/// One open connection, live (the admin's `/connections`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnView {
+    /// Unique in the process ([`conn_id`]).
+    pub id: u64,
+    /// The worker whose loop carries it.
+    pub worker: usize,
+    /// Its route's name.
+    pub route: String,
+    /// The client's address (from the PROXY header when one was read).
+    pub client: std::net::SocketAddr,
+    /// The server it is connected or connecting to, once chosen.
+    pub upstream: Option<std::net::SocketAddr>,
+    /// Time since accept.
+    pub age: Duration,
+    /// `preread`, `connecting` or `streaming`.
+    pub phase: &'static str,
+    /// Bytes delivered to the upstream so far.
+    pub up: u64,
+    /// Bytes delivered to the client so far.
+    pub down: u64,
+    /// Bytes in the client → upstream buffer now.
+    pub fill_up: usize,
+    /// Bytes in the upstream → client buffer now.
+    pub fill_down: usize,
+    /// Most bytes the client → upstream buffer held at once.
+    pub peak_up: usize,
+    /// Most bytes the upstream → client buffer held at once.
+    pub peak_down: usize,
+    /// Time the client → upstream direction spent stalled (buffer full), so far.
+    pub stall_up: Duration,
+    /// Same, upstream → client.
+    pub stall_down: Duration,
+    /// Bytes each direction's buffer holds at most (the route's `buffer_size`).
+    pub buffer_size: usize,
+}
+
+impl ConnView {
+    /// Bytes buffered now in both directions: what "busiest" ranks by.
+    pub fn buffered(&self) -> usize {
+        self.fill_up + self.fill_down
+    }
+}
+
+/// Which open connections the admin asks for; every condition set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnFilter {
+    /// Only this route's.
+    pub route: Option<String>,
+    /// Only those whose upstream is this server.
+    pub server: Option<std::net::SocketAddr>,
+    /// Only those open at least this long (inclusive).
+    pub older: Option<Duration>,
+    /// Only the this many with the most bytes buffered now (the status page).
+    pub busiest: Option<usize>,
+}

@@ -63,7 +63,7 @@ mod tests_request;
 mod text;
 
 pub use dns::render_dns;
-pub use request::{MAX_HEADERS, MAX_REQUEST, Request, parse_request};
+pub use request::{MAX_HEADERS, MAX_REQUEST, Request, head_parser, parse_request};
 pub use response::{CONTENT_TYPE, response};
 
 use crate::error::CloseReason;

@@ -3,15 +3,16 @@
 //!
 //! A server's [`CheckState`] moves `Idle` → `Scheduled` (a `Check` timer) → `Probing` (a
 //! probe with a `CheckTimeout` timer) → `Scheduled` again, so each server has at most one
-//! timer or probe. Checks stop for retired routes, removed or `down` servers, and routes
-//! whose `health_interval` is unset. Every up/down change is logged at info.
+//! timer or probe. Checks stop for retired routes, removed or `down` servers, servers the
+//! operator put in `maint`, and routes whose `health_interval` is unset (a result arriving
+//! after `maint` was set is dropped). Every up/down change is logged at warn.
 
 use super::Timer;
 use super::board::HealthBoard;
 use super::routes::Routes;
 use crate::checks::{Finished, Probes};
 use crate::timers::Timers;
-use crate::upstream::{CheckState, UpstreamId};
+use crate::upstream::{CheckState, LastCheck, UpstreamId};
 use log::warn;
 use mio::Registry;
 use std::sync::Arc;
@@ -63,7 +64,7 @@ impl Health {
             return;
         }
         let due: Vec<UpstreamId> = (state.pool.servers.iter().enumerate())
-            .filter(|(_, s)| !s.options.down && !s.removed && s.check == CheckState::Idle)
+            .filter(|(_, s)| s.is_checked() && s.check == CheckState::Idle)
             .map(|(server, _)| server)
             .collect();
         for server in due {
@@ -95,7 +96,7 @@ impl Health {
         let timeout = state.health_timeout();
         let checking = state.settings.health_interval.is_some() && !state.retired;
         let s = &mut state.pool.servers[server];
-        if !checking || s.removed || s.options.down || s.check != CheckState::Scheduled {
+        if !checking || !s.is_checked() || s.check != CheckState::Scheduled {
             s.check = CheckState::Idle;
             return;
         }
@@ -152,7 +153,7 @@ impl Health {
         &self,
         routes: &mut Routes,
         done: Finished,
-        why: &str,
+        why: &'static str,
         timers: &mut Timers<Timer>,
         now: Instant,
     ) {
@@ -163,6 +164,15 @@ impl Health {
         let Some(s) = state.pool.servers.get_mut(server) else {
             return;
         };
+        s.check = CheckState::Idle;
+        if !s.is_checked() {
+            return;
+        }
+        s.last_check = Some(LastCheck {
+            at: now,
+            ok: up,
+            why,
+        });
         let changed = s.checks.record(up, policy);
         if let Some(now_up) = changed {
             self.board.post(&state.name, s.addr, now_up);
@@ -178,11 +188,7 @@ impl Health {
             ),
             None => {}
         }
-        s.check = CheckState::Idle;
-        if let Some(interval) = interval
-            && !s.removed
-            && !s.options.down
-        {
+        if let Some(interval) = interval {
             arm(routes, (route, server), now + interval, timers);
         }
     }

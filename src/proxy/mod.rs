@@ -10,9 +10,11 @@
 //! once for readable|writable. The parts: `listeners.rs`, `routes.rs` (routes, servers,
 //! reload), `pairs.rs` (carrying out what pairs ask for), `health.rs` (active checks),
 //! `refusals.rs` (refusal bursts in the log), `metrics_http.rs` and `snapshot.rs` (`/metrics`),
-//! `control.rs` (commands from other threads, drain, reload), `report.rs` (what a loop
+//! `control.rs` (commands from other threads, drain, reload), `admin.rs` (the admin API's
+//! questions and changes, answered for this loop), `report.rs` (what a loop
 //! reports for the process to add up), `setup.rs` (binding a loop).
 
+mod admin;
 mod board;
 mod control;
 mod health;
@@ -26,7 +28,7 @@ mod saturation;
 mod setup;
 mod snapshot;
 
-pub use control::{Command, Handle};
+pub use control::{Command, Handle, Missing, ServerRef};
 pub use report::{Draining, Ended, ReloadReply, Reloaded, Serving, combine};
 
 use crate::access_log::AccessLog;
