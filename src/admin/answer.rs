@@ -19,9 +19,6 @@ use std::time::{Duration, Instant};
 /// How long the admin waits for the workers' replies (a loop replies within one turn).
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
-/// Connections the status page shows.
-const PAGE_CONNECTIONS: usize = 20;
-
 /// The workers of the process, to ask.
 pub struct Workers {
     handles: Vec<Handle>,
@@ -78,7 +75,7 @@ impl Workers {
             Endpoint::Page => {
                 let servers = views::merge_servers(self.ask(all, Command::ListServers)?);
                 let filter = ConnFilter {
-                    busiest: Some(PAGE_CONNECTIONS),
+                    busiest: Some(page::PAGE_CONNECTIONS),
                     ..ConnFilter::default()
                 };
                 let replies = self.ask(all, |tx| Command::Connections(filter.clone(), tx))?;

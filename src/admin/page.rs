@@ -12,6 +12,9 @@ use std::time::Duration;
 /// Seconds between the page's reloads.
 pub const REFRESH_SECS: u32 = 5;
 
+/// Connections the page shows: the busiest.
+pub const PAGE_CONNECTIONS: usize = 20;
+
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse;margin-bottom:1.5em}\
 th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;white-space:nowrap}\
@@ -96,8 +99,8 @@ fn servers_table(out: &mut String, servers: &[ServerView]) {
 fn connections(out: &mut String, busiest: &[ConnView]) {
     let _ = write!(
         out,
-        "<h2>Busiest connections</h2><p>The {} open connections with the most bytes buffered \
-         now; the bar is the buffer's fill, the mark its peak.</p>\
+        "<h2>Busiest connections</h2><p>{} open connection(s) with the most bytes buffered \
+         now (at most {PAGE_CONNECTIONS}); each bar is a buffer's fill, the mark its peak.</p>\
          <table id=\"connections\"><tr><th>id</th><th>worker</th><th>route</th><th>client</th>\
          <th>upstream</th><th>age</th><th>phase</th><th>up</th><th>down</th>\
          <th>buffer client → upstream</th><th>buffer upstream → client</th><th>stalled</th></tr>",
@@ -132,7 +135,7 @@ fn bar(fill: usize, peak: usize, size: usize) -> String {
     let percent = |n: usize| (n as f64 * 100.0 / size.max(1) as f64).min(100.0);
     format!(
         "<span class=\"bar\"><span class=\"fill\" style=\"width:{:.1}%\"></span>\
-         <span class=\"peak\" style=\"left:{:.1}%\"></span></span>{} of {} (peak {})",
+         <span class=\"peak\" style=\"left:{:.1}%\"></span></span>{} / {}, peak {}",
         percent(fill),
         percent(peak),
         bytes(fill),

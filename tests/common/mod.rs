@@ -7,10 +7,12 @@
 //!
 //! Submodules: [`peers`] (real HAProxy, nginx and curl, skipped when not installed),
 //! [`headers`] (PROXY protocol headers built by hand) and [`logs`] (reading the access log
-//! and `/metrics`) and [`systemd`] (a stand-in for systemd's notify socket).
+//! and `/metrics`), [`systemd`] (a stand-in for systemd's notify socket) and [`admin`] (a
+//! binary driven through its admin API).
 
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod dns;
 pub mod headers;
 pub mod logs;
@@ -469,6 +471,11 @@ impl Accepted {
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         s
+    }
+
+    /// The next accepted connection if one arrives within `within`.
+    pub fn try_next(&self, within: Duration) -> Option<TcpStream> {
+        self.0.recv_timeout(within).ok()
     }
 
     /// Asserts that no connection arrives within `within`.

@@ -1,5 +1,5 @@
-//! Real peers for the PROXY protocol tests: HAProxy, nginx (with its `stream` module) and
-//! curl, as installed on the machine.
+//! Real peers for the tests: HAProxy, nginx (with its `stream` module), curl, openssl,
+//! dnsmasq, systemd-analyze and a headless chromium, as installed on the machine.
 //!
 //! [`have`] decides whether a test can run: a missing program skips it with one line naming
 //! the Debian package, unless `RINGPROXY_REQUIRE_PEERS=1` (set by `.ci/run`) turns that into
@@ -34,6 +34,7 @@ pub enum Peer {
     Openssl,
     Dnsmasq,
     SystemdAnalyze,
+    Chromium,
 }
 
 impl Peer {
@@ -45,6 +46,7 @@ impl Peer {
             Peer::Openssl => "openssl",
             Peer::Dnsmasq => "dnsmasq",
             Peer::SystemdAnalyze => "systemd-analyze",
+            Peer::Chromium => "chromium",
         }
     }
 
@@ -57,6 +59,7 @@ impl Peer {
             Peer::Openssl => "openssl",
             Peer::Dnsmasq => "dnsmasq-base",
             Peer::SystemdAnalyze => "systemd",
+            Peer::Chromium => "chromium",
         }
     }
 
