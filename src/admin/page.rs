@@ -226,10 +226,7 @@ mod tests {
         );
         assert!(page.contains("style=\"width:25.0%\""), "{page}");
         assert!(page.contains("style=\"left:50.0%\""), "{page}");
-        assert!(
-            page.contains("4.0 KiB of 16.0 KiB (peak 8.0 KiB)"),
-            "{page}"
-        );
+        assert!(page.contains("4.0 KiB / 16.0 KiB, peak 8.0 KiB"), "{page}");
         assert!(page.contains("<meta http-equiv=\"refresh\" content=\"5\">"));
         assert!(
             !page.contains("http://") && !page.contains("<script"),
