@@ -27,8 +27,9 @@
 //! - **Running and reporting**: [`workers`] runs N independent loops and turns signals into
 //!   commands (drain, reload, reopen the log), printing process-wide lines once and telling
 //!   systemd ([`systemd`]; the watchdog reads each loop's [`heartbeat`]); [`stats`],
-//!   [`metrics`] and [`access_log`] report what the loops do; [`error`] holds the start/usage
-//!   errors and why a pair closed.
+//!   [`metrics`] and [`access_log`] report what the loops do; [`admin`] serves the admin API
+//!   and status page from a thread of its own, asking every loop through its command queue;
+//!   [`error`] holds the start/usage errors and why a pair closed.
 
 #![warn(missing_docs)]
 

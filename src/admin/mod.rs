@@ -3,7 +3,7 @@
 //! server's connections or one connection, and an HTML page — HAProxy's runtime API and
 //! stats page, for one process with N workers.
 //!
-//! It runs on a thread of its own with its own `mio::Poll` ([`server`]), never on a data
+//! It runs on a thread of its own with its own `mio::Poll` (`server.rs`), never on a data
 //! path loop: an answer waits for every worker's reply, and a loop must not wait for other
 //! loops. The parts are pure where they can be: reading a request ([`request`]), naming the
 //! endpoint ([`endpoint`]), merging the workers' views and writing JSON ([`views`]), the
