@@ -9,7 +9,7 @@
 use crate::health::{Active, Passive};
 use crate::resolve::ResolvedServer;
 use crate::settings::ServerOptions;
-use crate::stats::ServerStats;
+use crate::stats::{AdminState, ServerStats};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -93,6 +93,15 @@ impl Upstream {
             && !self.removed
             && self.checks.is_up()
             && self.options.max_conns.is_none_or(|max| self.active < max)
+    }
+
+    /// What the operator set, apart from health.
+    pub fn admin_state(&self) -> AdminState {
+        if self.options.down {
+            AdminState::Down
+        } else {
+            AdminState::Ready
+        }
     }
 
     /// Fully healthy at `now`: [`Upstream::can_take`] and not marked by passive health.

@@ -34,6 +34,7 @@ pub enum Peer {
     Openssl,
     Dnsmasq,
     SystemdAnalyze,
+    Promtool,
 }
 
 impl Peer {
@@ -45,6 +46,7 @@ impl Peer {
             Peer::Openssl => "openssl",
             Peer::Dnsmasq => "dnsmasq",
             Peer::SystemdAnalyze => "systemd-analyze",
+            Peer::Promtool => "promtool",
         }
     }
 
@@ -57,6 +59,7 @@ impl Peer {
             Peer::Openssl => "openssl",
             Peer::Dnsmasq => "dnsmasq-base",
             Peer::SystemdAnalyze => "systemd",
+            Peer::Promtool => "prometheus",
         }
     }
 
