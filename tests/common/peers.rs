@@ -1,5 +1,6 @@
-//! Real peers for the PROXY protocol tests: HAProxy, nginx (with its `stream` module) and
-//! curl, as installed on the machine.
+//! Real peers for the tests: HAProxy, nginx (with its `stream` module), curl and the other
+//! programs a test talks to or drives (`ip`, `tc` and `nft` for the fault tests), as
+//! installed on the machine.
 //!
 //! [`have`] decides whether a test can run: a missing program skips it with one line naming
 //! the Debian package, unless `RINGPROXY_REQUIRE_PEERS=1` (set by `.ci/run`) turns that into
@@ -35,6 +36,9 @@ pub enum Peer {
     Dnsmasq,
     SystemdAnalyze,
     Promtool,
+    Ip,
+    Tc,
+    Nft,
 }
 
 impl Peer {
@@ -47,6 +51,9 @@ impl Peer {
             Peer::Dnsmasq => "dnsmasq",
             Peer::SystemdAnalyze => "systemd-analyze",
             Peer::Promtool => "promtool",
+            Peer::Ip => "ip",
+            Peer::Tc => "tc",
+            Peer::Nft => "nft",
         }
     }
 
@@ -60,6 +67,8 @@ impl Peer {
             Peer::Dnsmasq => "dnsmasq-base",
             Peer::SystemdAnalyze => "systemd",
             Peer::Promtool => "prometheus",
+            Peer::Ip | Peer::Tc => "iproute2",
+            Peer::Nft => "nftables",
         }
     }
 
