@@ -1,11 +1,12 @@
 //! Counters the loop keeps for metrics and the access log: plain integers bumped on the data
 //! path (no allocation, no locking), read when `/metrics` is scraped.
 //!
-//! Invariant: counters only grow; gauges (`active`, ring occupancy) are recomputed from the
-//! loop's state when a snapshot is taken.
+//! Invariant: counters and histograms only grow; gauges (`active`, buffer storage) are
+//! recomputed from the loop's state when a snapshot is taken.
 
 use crate::error::CloseReason;
-use std::time::Duration;
+use crate::histogram::{CONNECT_BOUNDS, DURATION_BOUNDS, Histogram, OCCUPANCY_BOUNDS};
+use std::time::{Duration, SystemTime};
 
 /// The cost of moving bytes, per loop.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,6 +81,8 @@ pub struct ServerSnapshot {
     pub active: u64,
     /// 1 when it may receive new clients (not down, not failed by checks or passive health).
     pub up: bool,
+    /// What the operator set: ready, draining, in maintenance, or `down` in the file.
+    pub admin: AdminState,
     /// Its counters.
     pub stats: ServerStats,
 }
@@ -97,10 +100,6 @@ pub struct RouteSnapshot {
     pub servers: Vec<ServerSnapshot>,
 }
 
-/// Upper bounds of the ring-occupancy histogram buckets (fill ratio of each ring holding
-/// storage), the last bucket being `+Inf`.
-pub const OCCUPANCY_BOUNDS: [f64; 5] = [0.25, 0.5, 0.75, 0.99, 1.0];
-
 /// Ring buffers of one loop at the moment of a scrape.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RingSnapshot {
@@ -112,11 +111,6 @@ pub struct RingSnapshot {
     pub pipes_in_use: u64,
     /// Empty pipes kept for reuse.
     pub pipes_free: u64,
-    /// Non-cumulative counts of rings holding storage by fill ratio: bucket `i` counts rings
-    /// with ratio ≤ `OCCUPANCY_BOUNDS[i]` and above the previous bound.
-    pub occupancy: [u64; OCCUPANCY_BOUNDS.len()],
-    /// Sum of all fill ratios (for the histogram's `_sum`).
-    pub occupancy_sum: f64,
     /// Bytes of ring storage held against the budget (attached and pooled).
     pub budget_used: u64,
     /// The budget (`max_buffered` divided between workers), if one is set.
@@ -134,29 +128,29 @@ pub struct Snapshot {
     pub io: IoStats,
     /// Its rings.
     pub rings: RingSnapshot,
+    /// Its histograms and check results so far.
+    pub observed: Observed,
 }
 
-/// A server's administrative state, apart from its health: what the operator set through the
-/// admin API (HAProxy's `set server … state`), or `Down` when the configuration says
-/// `down = true` (which the API cannot change).
-///
-/// Only `Ready` servers take new clients; connections already open continue in every state.
-/// Active checks run in `Ready` and `Drain`, not in `Maint` or `Down`.
+/// A server's administrative state, apart from its health: `Down` is `down = true` in the
+/// configuration (the admin API cannot change it); `Drain` (no new clients, checks go on) and
+/// `Maint` (no new clients, no checks) are set at run time through the admin API (HAProxy's
+/// `set server … state`); `Ready` otherwise. Open connections continue in every state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum AdminState {
-    /// Takes new clients.
+    /// Takes new clients (when healthy).
     #[default]
     Ready,
-    /// No new clients; open connections continue; checks continue.
+    /// No new clients; open connections and checks go on.
     Drain,
-    /// No new clients and no checks; open connections continue.
+    /// No new clients and no checks; open connections go on.
     Maint,
     /// `down = true` in the configuration.
     Down,
 }
 
 impl AdminState {
-    /// Every state, in the order metrics and the status page list them.
+    /// Every state, in the order `/metrics` lists them.
     pub const ALL: [AdminState; 4] = [
         AdminState::Ready,
         AdminState::Drain,
@@ -164,7 +158,7 @@ impl AdminState {
         AdminState::Down,
     ];
 
-    /// The state's name, as the admin API spells it (`ready`, `drain`, `maint`, `down`).
+    /// Its name in metrics and the admin API.
     pub fn name(self) -> &'static str {
         match self {
             AdminState::Ready => "ready",
@@ -184,6 +178,87 @@ impl AdminState {
             _ => None,
         }
     }
+}
+
+/// Results of active health checks, counted by the loop that runs them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckCounts {
+    /// Probes that connected.
+    pub passed: u64,
+    /// Probes whose connect failed or could not start.
+    pub failed: u64,
+    /// Probes that did not connect within `health_timeout`.
+    pub timed_out: u64,
+}
+
+/// What a loop has observed over its life: cumulative histograms (buffer fill sampled once
+/// a second, connect times, connection lifetimes) and check results. Never reset, so every
+/// series only grows; reloads keep it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observed {
+    /// Fill ratio of every ring or pipe holding storage, sampled once a second.
+    pub occupancy: Histogram,
+    /// Seconds from accepting a client to its upstream connect (as the access log's
+    /// `connect`), per pair that connected.
+    pub connect: Histogram,
+    /// Seconds from accept to close, per pair.
+    pub duration: Histogram,
+    /// Active health check results.
+    pub checks: CheckCounts,
+}
+
+impl Default for Observed {
+    fn default() -> Observed {
+        Observed {
+            occupancy: Histogram::new(OCCUPANCY_BOUNDS),
+            connect: Histogram::new(CONNECT_BOUNDS),
+            duration: Histogram::new(DURATION_BOUNDS),
+            checks: CheckCounts::default(),
+        }
+    }
+}
+
+/// Successful and failed reloads of the configuration file (SIGHUP), for the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadCounts {
+    /// Reloads applied.
+    pub succeeded: u64,
+    /// Reloads refused (the running configuration kept).
+    pub failed: u64,
+    /// When the configuration in use was loaded: the start, or the last successful reload.
+    pub last_success: SystemTime,
+}
+
+impl ReloadCounts {
+    /// No reload yet; the configuration loaded at `start`.
+    pub fn new(start: SystemTime) -> ReloadCounts {
+        ReloadCounts {
+            succeeded: 0,
+            failed: 0,
+            last_success: start,
+        }
+    }
+
+    /// Counts one reload that succeeded (`ok`) or failed, at `now`.
+    pub fn record(&mut self, ok: bool, now: SystemTime) {
+        if ok {
+            self.succeeded += 1;
+            self.last_success = now;
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
+/// What `/metrics` reports once for the whole process, beside the loops' snapshots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessSnapshot {
+    /// Resource use from `/proc` (none where it cannot be read).
+    pub resources: Option<crate::process::Resources>,
+    /// The process-wide `max_conns` (set, or derived from the descriptor limit).
+    pub max_conns: u64,
+    /// Reloads so far.
+    pub reloads: ReloadCounts,
 }
 
 /// A server's health as the admin API reports it, ordered from best to worst so that the

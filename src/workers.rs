@@ -132,7 +132,11 @@ pub fn run(
             SIGHUP if stopping => info!("SIGHUP while draining: not reloading"),
             SIGHUP => {
                 notifier.notify(&Message::new().reloading(systemd::monotonic_now()));
-                let done = match reload(&handles, file.as_ref(), &discovery) {
+                let result = reload(&handles, file.as_ref(), &discovery);
+                if let Some(shared) = &shared {
+                    shared.record_reload(result.is_ok());
+                }
+                let done = match result {
                     Ok(reloaded) => {
                         info!("configuration reloaded: {}", reloaded.changes);
                         Message::new().status(&reloaded.serving.to_string())

@@ -11,6 +11,7 @@ use super::Timer;
 use super::board::HealthBoard;
 use super::routes::Routes;
 use crate::checks::{Finished, Probes};
+use crate::stats::CheckCounts;
 use crate::timers::Timers;
 use crate::upstream::{CheckState, LastCheck, UpstreamId};
 use log::warn;
@@ -18,10 +19,14 @@ use mio::Registry;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Why a probe failed when its timeout fired.
+const TIMED_OUT: &str = "timed out";
+
 /// The checks of one loop (in the checking worker) and the board it posts changes to.
 pub(super) struct Health {
     probes: Probes,
     board: Arc<HealthBoard>,
+    checks: CheckCounts,
 }
 
 /// Arms `server`'s next check at `at`, tagged with a fresh number so that a timer left
@@ -48,7 +53,13 @@ impl Health {
         Health {
             probes: Probes::default(),
             board,
+            checks: CheckCounts::default(),
         }
+    }
+
+    /// Check results so far.
+    pub fn checks(&self) -> CheckCounts {
+        self.checks
     }
 
     /// The board shared with the other workers.
@@ -144,13 +155,13 @@ impl Health {
         now: Instant,
     ) {
         if let Some(done) = self.probes.time_out(key, seq) {
-            self.finish(routes, done, "timed out", timers, now);
+            self.finish(routes, done, TIMED_OUT, timers, now);
         }
     }
 
     /// Feeds one result to the server's active health and schedules its next check.
     fn finish(
-        &self,
+        &mut self,
         routes: &mut Routes,
         done: Finished,
         why: &'static str,
@@ -158,6 +169,11 @@ impl Health {
         now: Instant,
     ) {
         let Finished { route, server, up } = done;
+        match (up, why) {
+            (true, _) => self.checks.passed += 1,
+            (false, TIMED_OUT) => self.checks.timed_out += 1,
+            (false, _) => self.checks.failed += 1,
+        }
         let state = &mut routes[route];
         let policy = state.active_policy();
         let interval = state.settings.health_interval.filter(|_| !state.retired);
