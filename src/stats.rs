@@ -79,7 +79,8 @@ pub struct ServerSnapshot {
     pub addr: std::net::SocketAddr,
     /// Pairs connecting or connected to it now.
     pub active: u64,
-    /// 1 when it may receive new clients (not down, not failed by checks or passive health).
+    /// Healthy: not failed by active checks or marked by passive health, whatever its
+    /// administrative state (which is `admin`).
     pub up: bool,
     /// What the operator set: ready, draining, in maintenance, or `down` in the file.
     pub admin: AdminState,

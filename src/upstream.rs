@@ -137,6 +137,13 @@ impl Upstream {
             && self.options.max_conns.is_none_or(|max| self.active < max)
     }
 
+    /// Its health alone at `now`, whatever its administrative state: not failed by active
+    /// checks (the last result, for a server no longer checked) nor marked by passive
+    /// health.
+    pub fn is_healthy(&self, now: Instant) -> bool {
+        self.checks.is_up() && self.passive.is_available(now)
+    }
+
     /// Fully healthy at `now`: [`Upstream::can_take`] and not marked by passive health.
     pub fn is_available(&self, now: Instant) -> bool {
         self.can_take() && self.passive.is_available(now)

@@ -324,7 +324,7 @@ fn process_families_describe_this_process() {
     assert!(e.value("process_cpu_seconds_total") >= 0.0);
 
     // Administrative state apart from health: the `down = true` server is "down", the
-    // other "ready"; health says both cannot take clients or can, separately.
+    // other "ready".
     let state = |server: SocketAddr, state: &str| {
         e.value(&format!(
             "ringproxy_upstream_admin_state{{worker=\"0\",route=\"web\",server=\"{server}\",state=\"{state}\"}}"
@@ -334,6 +334,13 @@ fn process_families_describe_this_process() {
     assert_eq!(state(backend.addr, "down"), 0.0);
     assert_eq!(state(parked, "down"), 1.0);
     assert_eq!(state(parked, "ready"), 0.0);
+    // `_up` is health alone: the `down = true` server has failed nothing.
+    let up = |server: SocketAddr| {
+        e.value(&format!(
+            "ringproxy_upstream_up{{worker=\"0\",route=\"web\",server=\"{server}\"}}"
+        ))
+    };
+    assert_eq!((up(backend.addr), up(parked)), (1.0, 1.0));
 }
 
 /// Every metric name in the dashboard's queries.

@@ -121,7 +121,7 @@ pub(super) fn server_families(out: &mut Out, snapshots: &[Snapshot]) {
         out,
         snapshots,
         "ringproxy_upstream_up",
-        "1 when the server may receive new clients, else 0.",
+        "1 when the server is healthy (checks, passive health), whatever its admin state.",
         "gauge",
         |out, w, r, s| out.server_sample(w, r, s, &[], u64::from(s.up)),
     );

@@ -105,7 +105,7 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
                     .map(|(server, stats)| ServerSnapshot {
                         addr: server.addr,
                         active: server.active as u64,
-                        up: server.is_available(now),
+                        up: server.is_healthy(now),
                         admin: server.admin_state(),
                         stats,
                     })
