@@ -55,6 +55,15 @@ pub enum StartError {
         /// What went wrong.
         source: io::Error,
     },
+    /// An operator's endpoint (the admin API) could not listen on its address.
+    Serve {
+        /// What it serves.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// What `bind` or `listen` said.
+        source: io::Error,
+    },
     /// An upstream name did not resolve to any address.
     Resolve {
         /// The name as configured (`host:port`).
@@ -80,6 +89,9 @@ impl fmt::Display for StartError {
             StartError::BindUnix { path, source } => {
                 write!(f, "cannot listen on unix:{}: {source}", path.display())
             }
+            StartError::Serve { what, addr, source } => {
+                write!(f, "cannot serve {what} on {addr}: {source}")
+            }
             StartError::Resolve { host, source } => {
                 write!(f, "cannot resolve upstream {host}: {source}")
             }
@@ -94,6 +106,7 @@ impl std::error::Error for StartError {
         match self {
             StartError::Bind { source, .. }
             | StartError::BindUnix { source, .. }
+            | StartError::Serve { source, .. }
             | StartError::Resolve { source, .. }
             | StartError::Setup { source, .. } => Some(source),
             StartError::Invalid(e) => Some(e),
@@ -142,11 +155,13 @@ pub enum CloseReason {
     BadClientHello,
     /// The ClientHello did not arrive within `preread_timeout`.
     PrereadTimeout,
+    /// Closed by the operator through the admin API (one connection, or a server's).
+    Admin,
 }
 
 impl CloseReason {
     /// Every reason, in [`CloseReason::index`] order.
-    pub const ALL: [CloseReason; 18] = [
+    pub const ALL: [CloseReason; 19] = [
         CloseReason::ClientClosed,
         CloseReason::UpstreamClosed,
         CloseReason::ClientReset,
@@ -165,6 +180,7 @@ impl CloseReason {
         CloseReason::NoRoute,
         CloseReason::BadClientHello,
         CloseReason::PrereadTimeout,
+        CloseReason::Admin,
     ];
 
     /// Position in [`CloseReason::ALL`], for per-reason counters.
@@ -193,6 +209,7 @@ impl CloseReason {
             CloseReason::NoRoute => "no-route",
             CloseReason::BadClientHello => "bad-client-hello",
             CloseReason::PrereadTimeout => "preread-timeout",
+            CloseReason::Admin => "admin",
         }
     }
 

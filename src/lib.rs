@@ -28,12 +28,14 @@
 //! - **Running and reporting**: [`workers`] runs N independent loops and turns signals into
 //!   commands (drain, reload, reopen the log), printing process-wide lines once and telling
 //!   systemd ([`systemd`]; the watchdog reads each loop's [`heartbeat`]); [`stats`],
-//!   [`metrics`] and [`access_log`] report what the loops do; [`error`] holds the start/usage
-//!   errors and why a pair closed.
+//!   [`metrics`] and [`access_log`] report what the loops do; [`admin`] serves the admin API
+//!   and status page from a thread of its own, asking every loop through its command queue;
+//!   [`error`] holds the start/usage errors and why a pair closed.
 
 #![warn(missing_docs)]
 
 pub mod access_log;
+pub mod admin;
 pub mod balance;
 pub mod buffer;
 pub mod checks;
@@ -51,12 +53,14 @@ pub mod error;
 pub mod file;
 pub mod health;
 pub mod heartbeat;
+pub mod histogram;
 pub mod io;
 pub mod limits;
 pub mod log_queue;
 pub mod metrics;
 pub mod pair;
 pub mod pipe;
+pub mod process;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod resolve;

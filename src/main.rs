@@ -144,7 +144,16 @@ fn serve(
     let mut discovery = ringproxy::discovery::Discovery::new(&config.global);
     let config = discovery.resolve(config, std::time::Instant::now())?;
     let proxies = workers::bind(&config)?;
+    let global = &config.config().global;
+    let admin = match global.admin {
+        Some(addr) => {
+            let admin = ringproxy::admin::Admin::bind(addr, global.admin_allow.clone())?;
+            log::info!("admin on http://{}/", admin.addr());
+            Some(admin)
+        }
+        None => None,
+    };
     discovery.listening_on(&proxies[0].local_addrs());
-    workers::run(proxies, signals, path, discovery)?;
+    workers::run(proxies, signals, path, discovery, admin)?;
     Ok(())
 }

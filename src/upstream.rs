@@ -4,13 +4,14 @@
 //! that is known of it (configuration, health, check state, counters); the balancer reads it
 //! and the loop keeps `active` exact: incremented when a pair's connect starts, decremented
 //! exactly once when that attempt fails or the pair closes. Health changes never touch
-//! established pairs.
+//! established pairs, and neither does the administrative state the operator sets
+//! ([`AdminState`]): it only decides whether new clients may come and checks run.
 
 use crate::endpoint::Endpoint;
 use crate::health::{Active, Passive};
 use crate::resolve::ResolvedServer;
 use crate::settings::ServerOptions;
-use crate::stats::ServerStats;
+use crate::stats::{AdminState, ServerStats};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -38,6 +39,22 @@ pub struct Upstream {
     pub check_tag: u32,
     /// Its counters.
     pub stats: ServerStats,
+    /// What the operator set through the admin API: `Ready`, `Drain` or `Maint` (never
+    /// `Down`, which is `options.down`); kept across reloads while the server stays.
+    pub admin: AdminState,
+    /// How its last active check ended, in the checking worker.
+    pub last_check: Option<LastCheck>,
+}
+
+/// How a server's last active check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastCheck {
+    /// When.
+    pub at: Instant,
+    /// The server accepted the connection.
+    pub ok: bool,
+    /// What happened: `connected`, `connect failed`, `timed out`, `could not start`.
+    pub why: &'static str,
 }
 
 /// Where a server's active health check is.
@@ -65,6 +82,8 @@ impl Upstream {
             check: CheckState::Idle,
             check_tag: 0,
             stats: ServerStats::default(),
+            admin: AdminState::Ready,
+            last_check: None,
         }
     }
 
@@ -87,13 +106,43 @@ impl Upstream {
         self.removed && self.active == 0 && self.check == CheckState::Idle
     }
 
-    /// May take one more client: not `down` or removed, not at `max_conns`, not failed by
-    /// checks. Passive health is judged separately, since it is ignored as a last resort.
+    /// Its administrative state: `Down` when the configuration says `down = true`, else
+    /// what the operator set (`Ready` unless changed).
+    pub fn admin_state(&self) -> AdminState {
+        if self.options.down {
+            AdminState::Down
+        } else {
+            self.admin
+        }
+    }
+
+    /// Sets the operator's state (`Down` is the configuration's: ignored).
+    pub fn set_admin_state(&mut self, state: AdminState) {
+        if state != AdminState::Down {
+            self.admin = state;
+        }
+    }
+
+    /// Whether active checks should run: configured, not `down`, not in `Maint`.
+    pub fn is_checked(&self) -> bool {
+        !self.removed && !matches!(self.admin_state(), AdminState::Maint | AdminState::Down)
+    }
+
+    /// May take one more client: `Ready` (not `down`, drained or in maintenance), not
+    /// removed, not at `max_conns`, not failed by checks. Passive health is judged
+    /// separately, since it is ignored as a last resort.
     pub fn can_take(&self) -> bool {
-        !self.options.down
+        self.admin_state() == AdminState::Ready
             && !self.removed
             && self.checks.is_up()
             && self.options.max_conns.is_none_or(|max| self.active < max)
+    }
+
+    /// Its health alone at `now`, whatever its administrative state: not failed by active
+    /// checks (the last result, for a server no longer checked) nor marked by passive
+    /// health.
+    pub fn is_healthy(&self, now: Instant) -> bool {
+        self.checks.is_up() && self.passive.is_available(now)
     }
 
     /// Fully healthy at `now`: [`Upstream::can_take`] and not marked by passive health.
@@ -137,5 +186,43 @@ impl Pool {
     /// The server's address.
     pub fn addr(&self, id: UpstreamId) -> &Endpoint {
         &self.servers[id].addr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> Upstream {
+        Upstream::new("127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap())
+    }
+
+    #[test]
+    fn only_a_ready_server_takes_clients_and_maint_stops_checks() {
+        let mut s = server();
+        assert!(s.can_take() && s.is_checked());
+        s.set_admin_state(AdminState::Drain);
+        assert!(!s.can_take() && s.is_checked(), "drain keeps checks");
+        s.set_admin_state(AdminState::Maint);
+        assert!(!s.can_take() && !s.is_checked(), "maint stops checks");
+        s.set_admin_state(AdminState::Ready);
+        assert!(s.can_take() && s.is_checked());
+    }
+
+    #[test]
+    fn a_configured_down_server_reports_down_whatever_the_operator_set() {
+        let mut s = server();
+        s.options.down = true;
+        s.set_admin_state(AdminState::Drain);
+        assert_eq!(s.admin_state(), AdminState::Down);
+        assert!(!s.can_take() && !s.is_checked());
+        s.options.down = false;
+        assert_eq!(
+            s.admin_state(),
+            AdminState::Drain,
+            "the operator's state is kept"
+        );
+        s.set_admin_state(AdminState::Down);
+        assert_eq!(s.admin_state(), AdminState::Drain, "down cannot be set");
     }
 }

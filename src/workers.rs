@@ -3,7 +3,7 @@
 //!
 //! Each worker has its own poller, pairs, timers, pool state and `SO_REUSEPORT` listeners;
 //! nothing is shared on the data path (worker 0 serves `/metrics` from snapshots the others
-//! publish each second). The calling thread only waits for signals: SIGTERM/SIGINT drain
+//! publish each second; the admin thread asks every worker through its command queue). The calling thread only waits for signals: SIGTERM/SIGINT drain
 //! (a second one stops at once), SIGHUP re-reads the configuration file and reloads every
 //! worker, SIGUSR1 reopens the access log.
 //!
@@ -12,6 +12,7 @@
 //! adds the answers up). systemd hears the same story ([`crate::systemd`]): ready, reloading,
 //! reloaded (or not), stopping, and watchdog pings while every loop turns.
 
+use crate::admin::Admin;
 use crate::discovery::{self, Discovery};
 use crate::error::StartError;
 use crate::file;
@@ -62,12 +63,14 @@ pub fn signals() -> Result<Signals, StartError> {
 
 /// Runs the workers until they stop, turning `signals` into commands. `file` is re-read on
 /// SIGHUP, its names resolved by `discovery`, which also follows names in DNS on a thread
-/// of its own and hands the workers each change.
+/// of its own and hands the workers each change. The `admin`, if any, serves on a thread of
+/// its own until the workers stop.
 pub fn run(
     proxies: Vec<Proxy>,
     mut signals: Signals,
     file: Option<PathBuf>,
     discovery: Discovery,
+    admin: Option<Admin>,
 ) -> Result<(), RunError> {
     let handles: Vec<Handle> = proxies.iter().map(Proxy::handle).collect();
     let shared = proxies.first().map(|p| Arc::clone(p.shared()));
@@ -100,6 +103,10 @@ pub fn run(
             })
         })?;
     let setup = |what| move |source| RunError::Start(StartError::Setup { what, source });
+    let admin = admin
+        .map(|admin| admin.spawn(handles.clone()))
+        .transpose()
+        .map_err(setup("start the admin thread"))?;
     let watchdog = match &shared {
         Some(shared) => systemd::watchdog::spawn(&notifier, shared.heartbeats())
             .map_err(setup("start the watchdog thread"))?,
@@ -125,7 +132,11 @@ pub fn run(
             SIGHUP if stopping => info!("SIGHUP while draining: not reloading"),
             SIGHUP => {
                 notifier.notify(&Message::new().reloading(systemd::monotonic_now()));
-                let done = match reload(&handles, file.as_ref(), &discovery) {
+                let result = reload(&handles, file.as_ref(), &discovery);
+                if let Some(shared) = &shared {
+                    shared.record_reload(result.is_ok());
+                }
+                let done = match result {
                     Ok(reloaded) => {
                         info!("configuration reloaded: {}", reloaded.changes);
                         Message::new().status(&reloaded.serving.to_string())
@@ -155,6 +166,9 @@ pub fn run(
     }
     if let Some(watchdog) = watchdog {
         watchdog.stop();
+    }
+    if let Some(admin) = admin {
+        admin.stop();
     }
     let _ = dns.send(discovery::Message::Stop);
     let _ = dns_thread.join();

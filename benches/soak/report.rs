@@ -101,7 +101,7 @@ pub struct Run<'a> {
     pub servers: u32,
     /// Metrics scrapes done.
     pub scrapes: u64,
-    /// Proxy log lines other than start-up and reloads (first few, and how many).
+    /// Proxy log lines at warn or error, or not log lines at all (first few, and how many).
     pub log: (Vec<String>, usize),
     /// Where the samples were written.
     pub csv: String,
@@ -200,10 +200,7 @@ pub fn render(run: &Run) -> String {
     }
     let _ = writeln!(out, "\nsamples: {}", run.csv);
     let (lines, count) = &run.log;
-    let _ = writeln!(
-        out,
-        "proxy log lines other than start-up and reloads: {count}"
-    );
+    let _ = writeln!(out, "proxy log lines at warn or error: {count}");
     for line in lines {
         let _ = writeln!(out, "  {line}");
     }

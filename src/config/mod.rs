@@ -177,6 +177,13 @@ impl Config {
         if let Err((key, e, got)) = self.global.check() {
             problems.push(out_of_range(Location::Global(key), e.0, got));
         }
+        if let Some(addr) = self.global.admin
+            && !addr.ip().to_canonical().is_loopback()
+            && self.global.admin_allow.is_empty()
+        {
+            let problem = Problem::AdminNotLoopback { addr };
+            problems.push(ConfigError::new(Location::Global("admin"), problem));
+        }
         if self.routes.is_empty() {
             problems.push(ConfigError::new(Location::Routes, Problem::NoRoutes));
         }
@@ -550,6 +557,11 @@ pub enum Problem {
         /// The server, as written.
         server: String,
     },
+    /// The admin listens beyond loopback but `admin_allow` names no client network.
+    AdminNotLoopback {
+        /// The admin address.
+        addr: SocketAddr,
+    },
     /// A value outside what the setting accepts.
     OutOfRange {
         /// What it accepts.
@@ -665,6 +677,11 @@ impl fmt::Display for Problem {
                     family(source.is_ipv4())
                 )
             }
+            Problem::AdminNotLoopback { addr } => write!(
+                f,
+                "expected a loopback address, or admin_allow listing the networks that may \
+                 use the admin API, got {addr} without admin_allow"
+            ),
             Problem::OutOfRange { expected, got } => write!(f, "expected {expected}, got {got}"),
         }
     }
@@ -861,6 +878,24 @@ mod tests {
         assert!(broken(c.clone()).contains("no bind_source for a Unix socket server"));
         c.route().upstreams[0].addr = "unix:relative.sock".into();
         assert!(broken(c).starts_with("route[0].servers[0].addr: expected HOST:PORT"));
+    }
+
+    #[test]
+    fn an_admin_beyond_loopback_needs_admin_allow() {
+        for addr in ["127.0.0.1:9101", "[::1]:9101", "[::ffff:127.0.0.1]:9101"] {
+            let mut c = config();
+            c.global.admin = Some(addr.parse().unwrap());
+            assert!(c.validate().is_ok(), "{addr} is loopback");
+        }
+        let mut c = config();
+        c.global.admin = Some("0.0.0.0:9101".parse().unwrap());
+        assert_eq!(
+            broken(c.clone()),
+            "admin: expected a loopback address, or admin_allow listing the networks that may \
+             use the admin API, got 0.0.0.0:9101 without admin_allow"
+        );
+        c.global.admin_allow = vec!["10.0.0.0/8".parse().unwrap()];
+        assert!(c.validate().is_ok());
     }
 
     #[test]

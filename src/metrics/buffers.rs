@@ -2,7 +2,7 @@
 //! and ring occupancy.
 
 use super::text::{Float, Out};
-use crate::stats::{OCCUPANCY_BOUNDS, Snapshot};
+use crate::stats::Snapshot;
 
 /// The ring storage and occupancy families.
 pub(super) fn ring_families(out: &mut Out, snapshots: &[Snapshot]) {
@@ -80,38 +80,10 @@ pub(super) fn ring_families(out: &mut Out, snapshots: &[Snapshot]) {
     let name = "ringproxy_ring_occupancy_ratio";
     out.header(
         name,
-        "Fill ratio of the ring buffers holding storage, at scrape time.",
+        "Fill ratio of every ring or pipe holding storage, sampled once a second.",
         "histogram",
     );
     for s in snapshots {
-        let mut cumulative = 0u64;
-        for (bound, n) in OCCUPANCY_BOUNDS.iter().zip(s.rings.occupancy) {
-            cumulative = cumulative.saturating_add(n);
-            let le = Float(*bound).to_string();
-            out.sample(
-                "ringproxy_ring_occupancy_ratio_bucket",
-                s.worker,
-                &[("le", &le)],
-                cumulative,
-            );
-        }
-        out.sample(
-            "ringproxy_ring_occupancy_ratio_bucket",
-            s.worker,
-            &[("le", "+Inf")],
-            cumulative,
-        );
-        out.sample(
-            "ringproxy_ring_occupancy_ratio_sum",
-            s.worker,
-            &[],
-            Float(s.rings.occupancy_sum),
-        );
-        out.sample(
-            "ringproxy_ring_occupancy_ratio_count",
-            s.worker,
-            &[],
-            cumulative,
-        );
+        out.histogram(name, Some(s.worker), &s.observed.occupancy);
     }
 }

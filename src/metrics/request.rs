@@ -52,11 +52,7 @@ pub fn parse_request(buf: &[u8]) -> Request {
     }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
-    let mut config = httparse::ParserConfig::default();
-    config
-        .allow_multiple_spaces_in_request_line_delimiters(true)
-        .ignore_invalid_headers_in_requests(true);
-    match config.parse_request(&mut request, window) {
+    match head_parser().parse_request(&mut request, window) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST => return Request::Incomplete,
         // Out of room, or malformed: the request line, too many headers, a NUL or bare CR.
@@ -73,6 +69,17 @@ pub fn parse_request(buf: &[u8]) -> Request {
         Some(_) => Request::NotFound { head },
         None => Request::Bad,
     }
+}
+
+/// How the proxy's HTTP endpoints (`/metrics`, the admin API) read a request head: one or
+/// more spaces between the parts of the request line, malformed header lines skipped (a NUL
+/// or a bare CR in one still fails the parse).
+pub fn head_parser() -> httparse::ParserConfig {
+    let mut config = httparse::ParserConfig::default();
+    config
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .ignore_invalid_headers_in_requests(true);
+    config
 }
 
 /// The path of a request target without query or fragment; `None` when the target is neither

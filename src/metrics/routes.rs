@@ -3,7 +3,7 @@
 
 use super::text::{Float, Out, Sampler};
 use crate::error::CloseReason;
-use crate::stats::{RouteSnapshot, ServerSnapshot, Snapshot};
+use crate::stats::{AdminState, RouteSnapshot, ServerSnapshot, Snapshot};
 
 /// The per-route families.
 pub(super) fn route_families(out: &mut Out, snapshots: &[Snapshot]) {
@@ -121,9 +121,22 @@ pub(super) fn server_families(out: &mut Out, snapshots: &[Snapshot]) {
         out,
         snapshots,
         "ringproxy_upstream_up",
-        "1 when the server may receive new clients, else 0.",
+        "1 when the server is healthy (checks, passive health), whatever its admin state.",
         "gauge",
         |out, w, r, s| out.server_sample(w, r, s, &[], u64::from(s.up)),
+    );
+    server_family(
+        out,
+        snapshots,
+        "ringproxy_upstream_admin_state",
+        "1 for the server's administrative state, 0 for the others (health is _up).",
+        "gauge",
+        |out, w, r, s| {
+            for state in AdminState::ALL {
+                let on = u64::from(s.admin == state);
+                out.server_sample(w, r, s, &[("state", state.name())], on);
+            }
+        },
     );
     server_family(
         out,

@@ -2,8 +2,67 @@
 
 use super::text::Float;
 use super::*;
-use crate::stats::{IoStats, RingSnapshot, RouteSnapshot, RouteStats, ServerSnapshot, ServerStats};
-use std::time::Duration;
+use crate::process::Resources;
+use crate::stats::{
+    AdminState, CheckCounts, IoStats, Observed, ReloadCounts, RingSnapshot, RouteSnapshot,
+    RouteStats, ServerSnapshot, ServerStats,
+};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Families without a `worker` label: one sample set for the whole process.
+const PROCESS_FAMILIES: [&str; 11] = [
+    "ringproxy_build_info",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+    "process_start_time_seconds",
+    "process_cpu_seconds_total",
+    "ringproxy_max_conns",
+    "ringproxy_reloads_total",
+    "ringproxy_last_reload_timestamp_seconds",
+    "ringproxy_upstream_connect_seconds",
+    "ringproxy_connection_duration_seconds",
+    "ringproxy_health_checks_total",
+];
+
+/// Every family `render` writes.
+const FAMILIES: usize = 29 + PROCESS_FAMILIES.len();
+
+fn process() -> ProcessSnapshot {
+    let mut reloads = ReloadCounts::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    reloads.record(false, SystemTime::now());
+    reloads.record(true, UNIX_EPOCH + Duration::from_millis(1_700_000_100_500));
+    ProcessSnapshot {
+        resources: Some(Resources {
+            resident_bytes: 4096 * 1000,
+            open_fds: 12,
+            start_time_seconds: 1_700_000_000.25,
+            cpu_seconds: 1.5,
+        }),
+        max_conns: 1000,
+        reloads,
+    }
+}
+
+fn render(snapshots: &[Snapshot]) -> String {
+    super::render(snapshots, &process())
+}
+
+fn observed(worker: usize) -> Observed {
+    let mut observed = Observed::default();
+    for ratio in [0.0, 0.0, 0.0, 0.0, 0.75, 0.875, 0.875, 1.0, 1.0, 1.0] {
+        observed.occupancy.observe(ratio);
+    }
+    observed.connect.observe(0.002);
+    observed
+        .duration
+        .observe(if worker == 0 { 0.5 } else { 7200.0 });
+    observed.checks = CheckCounts {
+        passed: 3,
+        failed: 1,
+        timed_out: worker as u64,
+    };
+    observed
+}
 
 fn route(name: &str, server: &str, worker: u64) -> RouteSnapshot {
     let mut closed = [0; CloseReason::ALL.len()];
@@ -29,6 +88,11 @@ fn route(name: &str, server: &str, worker: u64) -> RouteSnapshot {
                 .into(),
             active: 1,
             up: worker == 0,
+            admin: if worker == 0 {
+                AdminState::Ready
+            } else {
+                AdminState::Down
+            },
             stats: ServerStats {
                 connects: 7,
                 connect_failures: 1,
@@ -61,10 +125,9 @@ fn snapshots() -> Vec<Snapshot> {
             rings: RingSnapshot {
                 bytes_in_use: 32768,
                 bytes_free: 16384,
-                occupancy: [4, 0, 1, 2, 3],
-                occupancy_sum: 5.5,
                 ..RingSnapshot::default()
             },
+            observed: observed(w),
         })
         .collect()
 }
@@ -92,6 +155,29 @@ fn render_exact_samples() {
         "ringproxy_ring_bytes{worker=\"0\",state=\"in_use\"} 32768",
         "ringproxy_ring_bytes{worker=\"1\",state=\"free\"} 16384",
         "ringproxy_ring_occupancy_ratio_sum{worker=\"1\"} 5.5",
+        "ringproxy_upstream_admin_state{worker=\"0\",route=\"web\",server=\"127.0.0.1:8080\",state=\"ready\"} 1",
+        "ringproxy_upstream_admin_state{worker=\"0\",route=\"web\",server=\"127.0.0.1:8080\",state=\"down\"} 0",
+        "ringproxy_upstream_admin_state{worker=\"1\",route=\"web\",server=\"127.0.0.1:8080\",state=\"down\"} 1",
+        "ringproxy_upstream_admin_state{worker=\"1\",route=\"web\",server=\"127.0.0.1:8080\",state=\"drain\"} 0",
+        "process_resident_memory_bytes 4096000",
+        "process_open_fds 12",
+        "process_start_time_seconds 1700000000.25",
+        "process_cpu_seconds_total 1.5",
+        "ringproxy_max_conns 1000",
+        "ringproxy_reloads_total{result=\"success\"} 1",
+        "ringproxy_reloads_total{result=\"failure\"} 1",
+        "ringproxy_last_reload_timestamp_seconds 1700000100.5",
+        "ringproxy_upstream_connect_seconds_bucket{le=\"0.001\"} 0",
+        "ringproxy_upstream_connect_seconds_bucket{le=\"0.0025\"} 2",
+        "ringproxy_upstream_connect_seconds_bucket{le=\"+Inf\"} 2",
+        "ringproxy_upstream_connect_seconds_count 2",
+        "ringproxy_upstream_connect_seconds_sum 0.004",
+        "ringproxy_connection_duration_seconds_bucket{le=\"1\"} 1",
+        "ringproxy_connection_duration_seconds_bucket{le=\"3600\"} 1",
+        "ringproxy_connection_duration_seconds_bucket{le=\"+Inf\"} 2",
+        "ringproxy_health_checks_total{result=\"pass\"} 6",
+        "ringproxy_health_checks_total{result=\"fail\"} 2",
+        "ringproxy_health_checks_total{result=\"timeout\"} 1",
     ] {
         assert!(lines.contains(&want), "missing {want}\n{text}");
     }
@@ -120,7 +206,7 @@ fn each_family_has_one_help_and_type_and_contiguous_samples() {
             families.push((name.to_owned(), kind.to_owned()));
         }
     }
-    assert_eq!(families.len(), 28);
+    assert_eq!(families.len(), FAMILIES);
     for (i, (name, kind)) in families.iter().enumerate() {
         assert!(
             families[..i].iter().all(|(n, _)| n != name),
@@ -128,7 +214,7 @@ fn each_family_has_one_help_and_type_and_contiguous_samples() {
         );
         assert_eq!(text.matches(&format!("# HELP {name} ")).count(), 1);
         assert_eq!(kind == "counter", name.ends_with("_total"), "{name} {kind}");
-        assert!(name.starts_with("ringproxy_"));
+        assert!(name.starts_with("ringproxy_") || name.starts_with("process_"));
     }
     // Samples follow their own family's TYPE line.
     let mut current = String::new();
@@ -136,7 +222,7 @@ fn each_family_has_one_help_and_type_and_contiguous_samples() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             current = rest.split(' ').next().unwrap_or_default().to_owned();
         } else if !line.starts_with('#') {
-            let name = line.split('{').next().unwrap_or_default();
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
             let base = name
                 .strip_suffix("_bucket")
                 .or_else(|| name.strip_suffix("_sum"))
@@ -144,7 +230,12 @@ fn each_family_has_one_help_and_type_and_contiguous_samples() {
                 .filter(|b| *b == current)
                 .unwrap_or(name);
             assert_eq!(base, current, "{line}");
-            assert!(line.starts_with(&format!("{name}{{worker=\"")), "{line}");
+            let labels = if PROCESS_FAMILIES.contains(&base) {
+                name.to_owned()
+            } else {
+                format!("{name}{{worker=\"")
+            };
+            assert!(line.starts_with(&labels), "{line}");
         }
     }
 }
@@ -187,10 +278,27 @@ fn occupancy_histogram_is_cumulative() {
 }
 
 #[test]
-fn empty_input_renders_only_headers() {
+fn empty_input_renders_headers_and_process_samples_only() {
     let text = render(&[]);
-    assert!(text.lines().all(|l| l.starts_with("# ")));
-    assert_eq!(text.matches("# TYPE ").count(), 28);
+    for line in text.lines().filter(|l| !l.starts_with("# ")) {
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        assert!(
+            PROCESS_FAMILIES.iter().any(|f| name.starts_with(f)),
+            "{line}"
+        );
+    }
+    assert_eq!(text.matches("# TYPE ").count(), FAMILIES);
+}
+
+#[test]
+fn build_info_names_version_and_commit() {
+    let text = render(&[]);
+    let want = format!(
+        "ringproxy_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        env!("RINGPROXY_COMMIT")
+    );
+    assert!(text.lines().any(|l| l == want), "{text}");
 }
 
 #[test]

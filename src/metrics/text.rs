@@ -1,6 +1,7 @@
 //! Exposition-format primitives: family headers, sample lines with the `worker` label first
 //! and escaped label values, and floats spelled as Prometheus reads them.
 
+use crate::histogram::Histogram;
 use crate::stats::{RouteSnapshot, ServerSnapshot};
 use std::fmt::{self, Write as _};
 
@@ -25,14 +26,63 @@ impl Out {
         value: impl fmt::Display,
     ) {
         let _ = write!(self.s, "{name}{{worker=\"{worker}\"");
+        self.labels_and_value(labels, value);
+    }
+
+    /// One sample of a process-wide family, without `worker`: `name{k="v",...} value`, or
+    /// `name value` without labels.
+    pub(super) fn process_sample(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        value: impl fmt::Display,
+    ) {
+        if let [(key, val), rest @ ..] = labels {
+            let _ = write!(self.s, "{name}{{");
+            self.label(key, val);
+            self.labels_and_value(rest, value);
+        } else {
+            let _ = writeln!(self.s, "{name} {value}");
+        }
+    }
+
+    /// The samples of a histogram: cumulative `_bucket`s with `le` up to `+Inf`, `_sum`
+    /// and `_count`, labelled `worker` when one is given.
+    pub(super) fn histogram(&mut self, name: &str, worker: Option<usize>, h: &Histogram) {
+        let sample = |out: &mut Out, suffix: &str, le: Option<&str>, value: &dyn fmt::Display| {
+            let name = format!("{name}{suffix}");
+            let le: &[(&str, &str)] = match &le {
+                Some(le) => &[("le", le)],
+                None => &[],
+            };
+            match worker {
+                Some(worker) => out.sample(&name, worker, le, value),
+                None => out.process_sample(&name, le, value),
+            }
+        };
+        for (bound, n) in h.cumulative() {
+            sample(self, "_bucket", Some(&Float(bound).to_string()), &n);
+        }
+        sample(self, "_bucket", Some("+Inf"), &h.count());
+        sample(self, "_sum", None, &Float(h.sum()));
+        sample(self, "_count", None, &h.count());
+    }
+
+    /// `,k="v"` for each label, then `} value` and the newline.
+    fn labels_and_value(&mut self, labels: &[(&str, &str)], value: impl fmt::Display) {
         for (key, val) in labels {
             self.s.push(',');
-            self.s.push_str(key);
-            self.s.push_str("=\"");
-            escape_label(&mut self.s, val);
-            self.s.push('"');
+            self.label(key, val);
         }
         let _ = writeln!(self.s, "}} {value}");
+    }
+
+    /// `k="v"`, the value escaped.
+    fn label(&mut self, key: &str, value: &str) {
+        self.s.push_str(key);
+        self.s.push_str("=\"");
+        escape_label(&mut self.s, value);
+        self.s.push('"');
     }
 }
 

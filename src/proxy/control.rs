@@ -1,5 +1,5 @@
-//! Commands from other threads (the signal thread, tests): stop, drain, reload, reopen the
-//! access log. A command is queued and the loop woken through a `mio::Waker`; the loop runs
+//! Commands from other threads (the signal thread, the admin thread, tests): stop, drain,
+//! reload, reopen the access log, and the admin API's questions and changes. A command is queued and the loop woken through a `mio::Waker`; the loop runs
 //! the queue in order on its next turn, so no loop state is ever shared. A reload arrives
 //! validated and resolved: the loop only binds new listeners and applies it.
 //!
@@ -12,6 +12,7 @@ use super::report::{Draining, ReloadReply, Reloaded};
 use super::{Proxy, RunState, Timer};
 use crate::error::{CloseReason, StartError};
 use crate::resolve::ResolvedConfig;
+use crate::stats::{AdminState, ConnFilter, ConnView, ServerView};
 use crate::token;
 use log::{debug, error, info};
 use mio::{Registry, Waker};
@@ -37,6 +38,39 @@ pub enum Command {
     ReopenLog,
     /// Report the listen addresses (in route order) on this channel.
     Addrs(mpsc::Sender<Vec<SocketAddr>>),
+    /// Report the servers of every route in force, as this loop sees them.
+    ListServers(mpsc::Sender<Vec<ServerView>>),
+    /// Set the administrative state of a server; answers, once applied, the state it had.
+    SetState(
+        ServerRef,
+        AdminState,
+        mpsc::Sender<Result<AdminState, Missing>>,
+    ),
+    /// Close the open connections of a server (`ended=admin`); answers how many.
+    ShutdownServer(ServerRef, mpsc::Sender<Result<usize, Missing>>),
+    /// Report the open connections that pass the filter.
+    Connections(ConnFilter, mpsc::Sender<Vec<ConnView>>),
+    /// Close the connection with this process-wide id (`ended=admin`), if it is this loop's
+    /// and open; answers whether it was.
+    CloseConnection(u64, mpsc::Sender<bool>),
+}
+
+/// A server of a route, by names the operator uses: the route's name and the address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerRef {
+    /// The route's name.
+    pub route: String,
+    /// The server's address, as `/servers` lists it.
+    pub server: crate::endpoint::Endpoint,
+}
+
+/// What a [`ServerRef`] names that a loop does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// No route in force has that name.
+    Route,
+    /// The route has no such server.
+    Server,
 }
 
 /// The loop's end of the command queue.
@@ -164,6 +198,21 @@ impl Proxy {
                 Command::Addrs(reply) => {
                     let _ = reply.send(self.local_addrs());
                 }
+                Command::ListServers(reply) => {
+                    let _ = reply.send(self.admin_servers(now));
+                }
+                Command::SetState(at, state, reply) => {
+                    let _ = reply.send(self.admin_set_state(&at, state, now));
+                }
+                Command::ShutdownServer(at, reply) => {
+                    let _ = reply.send(self.admin_shutdown(&at, now));
+                }
+                Command::Connections(filter, reply) => {
+                    let _ = reply.send(self.admin_connections(&filter, now));
+                }
+                Command::CloseConnection(id, reply) => {
+                    let _ = reply.send(self.admin_close(id, now));
+                }
                 Command::ReopenLog => {
                     if let Some(log) = self.access_log.as_mut() {
                         log.reopen();
@@ -234,8 +283,15 @@ impl Proxy {
                 self.global.workers, valid.global.workers
             );
         }
+        let admin_changed = (valid.global.admin, &valid.global.admin_allow)
+            != (self.global.admin, &self.global.admin_allow);
+        if admin_changed && self.worker == 0 {
+            info!("admin, admin_allow: the change takes effect at the next start");
+        }
         let mut global = valid.global.clone();
         global.workers = self.global.workers;
+        global.admin = self.global.admin;
+        global.admin_allow = self.global.admin_allow.clone();
         self.apply_global(&global, valid.uses_pipes())?;
         let applied = self.routes.apply(config);
         let registry = self.poll.registry();

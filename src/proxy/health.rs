@@ -3,24 +3,30 @@
 //!
 //! A server's [`CheckState`] moves `Idle` → `Scheduled` (a `Check` timer) → `Probing` (a
 //! probe with a `CheckTimeout` timer) → `Scheduled` again, so each server has at most one
-//! timer or probe. Checks stop for retired routes, removed or `down` servers, and routes
-//! whose `health_interval` is unset. Every up/down change is logged at info.
+//! timer or probe. Checks stop for retired routes, removed or `down` servers, servers the
+//! operator put in `maint`, and routes whose `health_interval` is unset (a result arriving
+//! after `maint` was set is dropped). Every up/down change is logged at warn.
 
 use super::Timer;
 use super::board::HealthBoard;
 use super::routes::Routes;
 use crate::checks::{Finished, Probes};
+use crate::stats::CheckCounts;
 use crate::timers::Timers;
-use crate::upstream::{CheckState, UpstreamId};
+use crate::upstream::{CheckState, LastCheck, UpstreamId};
 use log::warn;
 use mio::Registry;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Why a probe failed when its timeout fired.
+const TIMED_OUT: &str = "timed out";
+
 /// The checks of one loop (in the checking worker) and the board it posts changes to.
 pub(super) struct Health {
     probes: Probes,
     board: Arc<HealthBoard>,
+    checks: CheckCounts,
 }
 
 /// Arms `server`'s next check at `at`, tagged with a fresh number so that a timer left
@@ -47,7 +53,13 @@ impl Health {
         Health {
             probes: Probes::default(),
             board,
+            checks: CheckCounts::default(),
         }
+    }
+
+    /// Check results so far.
+    pub fn checks(&self) -> CheckCounts {
+        self.checks
     }
 
     /// The board shared with the other workers.
@@ -63,7 +75,7 @@ impl Health {
             return;
         }
         let due: Vec<UpstreamId> = (state.pool.servers.iter().enumerate())
-            .filter(|(_, s)| !s.options.down && !s.removed && s.check == CheckState::Idle)
+            .filter(|(_, s)| s.is_checked() && s.check == CheckState::Idle)
             .map(|(server, _)| server)
             .collect();
         for server in due {
@@ -96,7 +108,7 @@ impl Health {
         let options = state.socket_options(server);
         let checking = state.settings.health_interval.is_some() && !state.retired;
         let s = &mut state.pool.servers[server];
-        if !checking || s.removed || s.options.down || s.check != CheckState::Scheduled {
+        if !checking || !s.is_checked() || s.check != CheckState::Scheduled {
             s.check = CheckState::Idle;
             return;
         }
@@ -147,26 +159,40 @@ impl Health {
         now: Instant,
     ) {
         if let Some(done) = self.probes.time_out(key, seq) {
-            self.finish(routes, done, "timed out", timers, now);
+            self.finish(routes, done, TIMED_OUT, timers, now);
         }
     }
 
     /// Feeds one result to the server's active health and schedules its next check.
     fn finish(
-        &self,
+        &mut self,
         routes: &mut Routes,
         done: Finished,
-        why: &str,
+        why: &'static str,
         timers: &mut Timers<Timer>,
         now: Instant,
     ) {
         let Finished { route, server, up } = done;
+        match (up, why) {
+            (true, _) => self.checks.passed += 1,
+            (false, TIMED_OUT) => self.checks.timed_out += 1,
+            (false, _) => self.checks.failed += 1,
+        }
         let state = &mut routes[route];
         let policy = state.active_policy();
         let interval = state.settings.health_interval.filter(|_| !state.retired);
         let Some(s) = state.pool.servers.get_mut(server) else {
             return;
         };
+        s.check = CheckState::Idle;
+        if !s.is_checked() {
+            return;
+        }
+        s.last_check = Some(LastCheck {
+            at: now,
+            ok: up,
+            why,
+        });
         let changed = s.checks.record(up, policy);
         if let Some(now_up) = changed {
             self.board.post(&state.name, s.addr.clone(), now_up);
@@ -182,11 +208,7 @@ impl Health {
             ),
             None => {}
         }
-        s.check = CheckState::Idle;
-        if let Some(interval) = interval
-            && !s.removed
-            && !s.options.down
-        {
+        if let Some(interval) = interval {
             arm(routes, (route, server), now + interval, timers);
         }
     }

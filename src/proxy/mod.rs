@@ -10,9 +10,11 @@
 //! once for readable|writable. The parts: `listeners.rs`, `routes.rs` (routes, servers,
 //! reload), `pairs.rs` (carrying out what pairs ask for), `health.rs` (active checks),
 //! `refusals.rs` (refusal bursts in the log), `metrics_http.rs` and `snapshot.rs` (`/metrics`),
-//! `control.rs` (commands from other threads, drain, reload), `report.rs` (what a loop
+//! `control.rs` (commands from other threads, drain, reload), `admin.rs` (the admin API's
+//! questions and changes, answered for this loop), `report.rs` (what a loop
 //! reports for the process to add up), `setup.rs` (binding a loop).
 
+mod admin;
 mod board;
 mod control;
 mod health;
@@ -27,7 +29,7 @@ mod setup;
 mod snapshot;
 mod socket_file;
 
-pub use control::{Command, Handle};
+pub use control::{Command, Handle, Missing, ServerRef};
 pub use report::{Draining, Ended, ReloadReply, Reloaded, Serving, combine};
 
 use crate::access_log::AccessLog;
@@ -37,7 +39,7 @@ use crate::error::CloseReason;
 use crate::heartbeat::Heartbeats;
 use crate::pair::{Actions, Pair, PairTimer, Spares};
 use crate::settings::Global;
-use crate::stats::{IoStats, Snapshot};
+use crate::stats::{IoStats, Observed, ProcessSnapshot, ReloadCounts, Snapshot};
 use crate::timers::Timers;
 use crate::token::{self, Target};
 use control::Control;
@@ -141,6 +143,7 @@ pub struct Shared {
     board: Arc<board::HealthBoard>,
     heartbeats: Arc<Heartbeats>,
     ended: Mutex<Ended>,
+    reloads: Mutex<ReloadCounts>,
 }
 
 impl Shared {
@@ -151,7 +154,25 @@ impl Shared {
             board: Arc::default(),
             heartbeats: Arc::new(Heartbeats::new(workers, Instant::now())),
             ended: Mutex::default(),
+            reloads: Mutex::new(ReloadCounts::new(std::time::SystemTime::now())),
         })
+    }
+
+    /// Counts a reload of the configuration file that succeeded (`ok`) or failed.
+    pub fn record_reload(&self, ok: bool) {
+        if let Ok(mut reloads) = self.reloads.lock() {
+            reloads.record(ok, std::time::SystemTime::now());
+        }
+    }
+
+    /// What `/metrics` reports for the whole process now, with the process's `max_conns`.
+    fn process(&self, max_conns: usize) -> ProcessSnapshot {
+        let reloads = self.reloads.lock().map_or_else(|e| *e.into_inner(), |r| *r);
+        ProcessSnapshot {
+            resources: crate::process::read(),
+            max_conns: max_conns as u64,
+            reloads,
+        }
     }
 
     /// Every loop's heartbeat.
@@ -186,6 +207,8 @@ pub struct Proxy {
     spares: Spares,
     timers: Timers<Timer>,
     io: IoStats,
+    /// Histograms and check results over the loop's life.
+    observed: Observed,
     gate: AcceptGate,
     fd_limit: u64,
     next_id: u64,
@@ -405,26 +428,33 @@ impl Proxy {
         });
     }
 
+    /// This loop's snapshot at `now`.
+    fn snapshot(&self, now: Instant) -> Snapshot {
+        let mut observed = self.observed;
+        observed.checks = self.health.checks();
+        let counters = snapshot::LoopCounters {
+            worker: self.worker,
+            io: &self.io,
+            observed: &observed,
+            access_log_dropped: self.access_log.as_ref().map_or(0, AccessLog::dropped),
+        };
+        snapshot::snapshot(counters, &self.routes, &self.pairs, now)
+    }
+
     /// Answers a metrics connection, rendering this worker's snapshot and the others'.
     fn metrics_event(&mut self, key: usize, now: Instant) {
-        let Some(metrics) = self.metrics.as_mut() else {
+        // Out of `self` while it runs, so that rendering can read the rest of the loop.
+        let Some(mut metrics) = self.metrics.take() else {
             return;
         };
-        let (routes, pairs, io, shared, worker) = (
-            &self.routes,
-            &self.pairs,
-            &self.io,
-            &self.shared,
-            self.worker,
-        );
-        let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
         metrics.event(key, || {
-            let mut all = vec![snapshot::snapshot(worker, routes, pairs, io, dropped, now)];
-            if let Ok(shared) = shared.snapshots.lock() {
-                let others = shared.iter().enumerate().filter(|(w, _)| *w != worker);
+            let mut all = vec![self.snapshot(now)];
+            if let Ok(shared) = self.shared.snapshots.lock() {
+                let others = shared.iter().enumerate().filter(|(w, _)| *w != self.worker);
                 all.extend(others.filter_map(|(_, s)| s.clone()));
             }
-            let mut text = crate::metrics::render(&all);
+            let process = self.shared.process(self.gate.process_max_conns);
+            let mut text = crate::metrics::render(&all, &process);
             if let Some(dns) = crate::discovery::published()
                 && let Ok(names) = dns.lock()
             {
@@ -432,18 +462,19 @@ impl Proxy {
             }
             text
         });
+        self.metrics = Some(metrics);
     }
 
-    /// Flushes the access log and, with several workers, publishes this worker's metrics.
+    /// Flushes the access log, samples buffer occupancy and, with several workers,
+    /// publishes this worker's metrics.
     fn housekeeping(&mut self, now: Instant) {
         self.refusals.tick(now);
         if let Some(log) = self.access_log.as_mut() {
             log.flush();
         }
+        snapshot::sample_occupancy(&self.pairs, &mut self.observed.occupancy);
         if self.workers() > 1 {
-            let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
-            let (routes, pairs, io) = (&self.routes, &self.pairs, &self.io);
-            let snapshot = snapshot::snapshot(self.worker, routes, pairs, io, dropped, now);
+            let snapshot = self.snapshot(now);
             if let Ok(mut shared) = self.shared.snapshots.lock()
                 && let Some(slot) = shared.get_mut(self.worker)
             {

@@ -49,7 +49,12 @@ impl Proxy {
             match action {
                 Action::Route => self.route_by_name(key, now),
                 Action::Connect => self.connect(key, now),
-                Action::Connected(server) => self.routes[route].connected(server),
+                Action::Connected(server) => {
+                    if let Some(took) = self.pairs.get(key).and_then(Pair::connect_time) {
+                        self.observed.connect.observe(took.as_secs_f64());
+                    }
+                    self.routes[route].connected(server);
+                }
                 Action::Abandon {
                     server,
                     mut stream,
@@ -293,6 +298,8 @@ impl Proxy {
             route.stats.accepted += 1;
         }
         route.stats.closed[reason.index()] += 1;
+        let lifetime = now.saturating_duration_since(pair.started());
+        self.observed.duration.observe(lifetime.as_secs_f64());
         if pair.admission() == Admission::Counted
             && let Some(ip) = pair.client_addr().ip()
         {

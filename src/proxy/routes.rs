@@ -3,9 +3,9 @@
 //!
 //! A route's index never changes: pairs, timers and tokens name routes by index. A route
 //! removed by a reload is retired (it stops accepting and checking, its pairs finish
-//! normally) but keeps its slot. Within a pool a server keeps its index, counters and
-//! health for as long as it stays in the configuration; a removed server is marked
-//! `removed` and never picked again, so pairs still using it stay valid.
+//! normally) but keeps its slot. Within a pool a server keeps its index, counters, health
+//! and administrative state for as long as it stays in the configuration; a removed server
+//! is marked `removed` and never picked again, so pairs still using it stay valid.
 
 use crate::balance::Balancer;
 use crate::config;
@@ -132,6 +132,11 @@ impl RouteState {
             } else {
                 servers.push(Upstream::configured(new));
             }
+        }
+        // The operator's state lasts while the server stays in the file: one that left it
+        // comes back ready.
+        for server in self.pool.servers.iter_mut().filter(|s| s.removed) {
+            server.admin = crate::stats::AdminState::Ready;
         }
         self.balancer = Balancer::new(route.settings.balance, &self.pool, seed);
         if route.settings.buffer_size != self.settings.buffer_size {

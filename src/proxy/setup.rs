@@ -78,6 +78,7 @@ impl Proxy {
             spares: Default::default(),
             timers: Timers::default(),
             io: IoStats::default(),
+            observed: Default::default(),
             next_id: 0,
             control: Arc::new(control),
             state: RunState::Running,

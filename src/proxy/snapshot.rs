@@ -3,22 +3,54 @@
 
 use super::routes::Routes;
 use crate::buffer::Buffer;
+use crate::histogram::Histogram;
 use crate::pair::{Pair, Stream};
 use crate::stats::{
-    IoStats, OCCUPANCY_BOUNDS, RingSnapshot, RouteSnapshot, ServerSnapshot, ServerStats, Snapshot,
+    IoStats, Observed, RingSnapshot, RouteSnapshot, ServerSnapshot, ServerStats, Snapshot,
 };
 use slab::Slab;
 use std::time::{Duration, Instant};
 
+/// What one loop reports besides its routes, pairs and the time.
+pub(super) struct LoopCounters<'a> {
+    /// The worker's number.
+    pub worker: usize,
+    /// Its data-path costs.
+    pub io: &'a IoStats,
+    /// Its histograms and check results.
+    pub observed: &'a Observed,
+    /// Access-log lines dropped so far.
+    pub access_log_dropped: u64,
+}
+
+/// Records the fill ratio of every buffer holding storage (the loop calls this once a
+/// second, so the occupancy histogram is a cumulative sample, not a scrape-time picture).
+pub(super) fn sample_occupancy<S: Stream, B: Buffer>(
+    pairs: &Slab<Pair<S, B>>,
+    occupancy: &mut Histogram,
+) {
+    for (_, pair) in pairs {
+        for buffer in [pair.to_upstream().buffer(), pair.to_client().buffer()] {
+            if buffer.has_storage() {
+                occupancy.observe(buffer.len() as f64 / buffer.capacity() as f64);
+            }
+        }
+    }
+}
+
 /// Counters and gauges of one loop at `now`.
 pub(super) fn snapshot<S: Stream, B: Buffer>(
-    worker: usize,
+    counters: LoopCounters<'_>,
     routes: &Routes,
     pairs: &Slab<Pair<S, B>>,
-    io: &IoStats,
-    access_log_dropped: u64,
     now: Instant,
 ) -> Snapshot {
+    let LoopCounters {
+        worker,
+        io,
+        observed,
+        access_log_dropped,
+    } = counters;
     // Counters include what open pairs have delivered so far, so long-lived connections show
     // their bytes before they close (the data path itself counts nothing here).
     let mut counters: Vec<Vec<ServerStats>> = routes
@@ -48,13 +80,6 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
             } else {
                 rings.bytes_in_use += buffer.capacity() as u64;
             }
-            let ratio = buffer.len() as f64 / buffer.capacity() as f64;
-            rings.occupancy_sum += ratio;
-            let bucket = OCCUPANCY_BOUNDS
-                .iter()
-                .position(|&bound| ratio <= bound)
-                .unwrap_or(OCCUPANCY_BOUNDS.len() - 1);
-            rings.occupancy[bucket] += 1;
         }
     }
     let routes_out = routes
@@ -80,7 +105,8 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
                     .map(|(server, stats)| ServerSnapshot {
                         addr: server.addr.clone(),
                         active: server.active as u64,
-                        up: server.is_available(now),
+                        up: server.is_healthy(now),
+                        admin: server.admin_state(),
                         stats,
                     })
                     .collect(),
@@ -108,5 +134,6 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
             ..io.clone()
         },
         rings,
+        observed: *observed,
     }
 }

@@ -1,6 +1,6 @@
 //! The process-wide settings: the file's top-level keys, and flags for the whole process.
 
-use super::kinds::{Addr, Choice, Dur, List, Named, Optional, Size, Text, Whole, Workers};
+use super::kinds::{Addr, Choice, Cidr, Dur, List, Named, Optional, Size, Text, Whole, Workers};
 use crate::dns::ResolverKind;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,6 +52,14 @@ crate::settings! {
         /// Address serving Prometheus metrics on `/metrics`.
         metrics: Option<SocketAddr> = None, Optional(Addr, "off"), "ADDR", Operating,
             "serve Prometheus metrics on http://ADDR/metrics";
+        /// Address serving the admin API and status page (off by default); only loopback
+        /// clients and those in `admin_allow` are served. Read at start only.
+        admin: Option<SocketAddr> = None, Optional(Addr, "off"), "ADDR", Operating,
+            "serve the admin API and status page on http://ADDR/";
+        /// Networks besides loopback whose clients the admin serves; required when `admin`
+        /// is not a loopback address. Read at start only.
+        admin_allow: Vec<ipnet::IpNet> = Vec::new(), List(Cidr), "CIDR", Operating,
+            "also serve the admin to clients in CIDR (repeatable)";
         /// DNS resolvers for upstream names, tried in order (the next after 1 s without an
         /// answer). Set, every name goes through them, at start and reload too; unset, names
         /// with `resolve` (and SRV names) use the nameservers of `/etc/resolv.conf`, others

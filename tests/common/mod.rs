@@ -7,13 +7,18 @@
 //!
 //! Submodules: [`peers`] (real HAProxy, nginx and curl, skipped when not installed),
 //! [`headers`] (PROXY protocol headers built by hand) and [`logs`] (reading the access log
-//! and `/metrics`) and [`systemd`] (a stand-in for systemd's notify socket).
+//! and `/metrics`), [`systemd`] (a stand-in for systemd's notify socket), [`admin`] (a
+//! binary driven through its admin API) and [`netns`] (network namespaces joined by a veth
+//! pair, with nftables faults, for `tests/faults.rs`: the one place where addresses other
+//! than loopback are used, TEST-NET-1 inside namespaces the test creates).
 
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod dns;
 pub mod headers;
 pub mod logs;
+pub mod netns;
 pub mod peers;
 pub mod systemd;
 pub mod tls;
@@ -435,8 +440,13 @@ impl Backend {
 
     /// A backend that hands each accepted connection to the test, which drives it by hand.
     pub fn channel() -> (Backend, Accepted) {
+        Backend::channel_on(v4_any_port())
+    }
+
+    /// [`Backend::channel`] listening on `addr` (port 0 for any).
+    pub fn channel_on(addr: SocketAddr) -> (Backend, Accepted) {
         let (tx, rx) = mpsc::channel();
-        let backend = Backend::spawn(listen_on(v4_any_port()), move |s| {
+        let backend = Backend::spawn(listen_on(addr), move |s| {
             let _ = tx.send(s);
         });
         (backend, Accepted(rx))
@@ -469,6 +479,11 @@ impl Accepted {
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         s
+    }
+
+    /// The next accepted connection if one arrives within `within`.
+    pub fn try_next(&self, within: Duration) -> Option<TcpStream> {
+        self.0.recv_timeout(within).ok()
     }
 
     /// Asserts that no connection arrives within `within`.

@@ -1,5 +1,6 @@
-//! Real peers for the PROXY protocol tests: HAProxy, nginx (with its `stream` module) and
-//! curl, as installed on the machine.
+//! Real peers for the tests: HAProxy, nginx (with its `stream` module), curl and the other
+//! programs a test talks to or drives (`ip`, `tc` and `nft` for the fault tests, a headless
+//! chromium for the status page), as installed on the machine.
 //!
 //! [`have`] decides whether a test can run: a missing program skips it with one line naming
 //! the Debian package, unless `RINGPROXY_REQUIRE_PEERS=1` (set by `.ci/run`) turns that into
@@ -34,6 +35,11 @@ pub enum Peer {
     Openssl,
     Dnsmasq,
     SystemdAnalyze,
+    Promtool,
+    Ip,
+    Tc,
+    Nft,
+    Chromium,
 }
 
 impl Peer {
@@ -45,6 +51,11 @@ impl Peer {
             Peer::Openssl => "openssl",
             Peer::Dnsmasq => "dnsmasq",
             Peer::SystemdAnalyze => "systemd-analyze",
+            Peer::Promtool => "promtool",
+            Peer::Ip => "ip",
+            Peer::Tc => "tc",
+            Peer::Nft => "nft",
+            Peer::Chromium => "chromium",
         }
     }
 
@@ -57,6 +68,10 @@ impl Peer {
             Peer::Openssl => "openssl",
             Peer::Dnsmasq => "dnsmasq-base",
             Peer::SystemdAnalyze => "systemd",
+            Peer::Promtool => "prometheus",
+            Peer::Ip | Peer::Tc => "iproute2",
+            Peer::Nft => "nftables",
+            Peer::Chromium => "chromium",
         }
     }
 
