@@ -15,8 +15,8 @@ use common::logs::{field, line_of};
 use common::netns::{Lab, skip};
 use common::peers::TempDir;
 use common::{
-    Ending, IO_TIMEOUT, Pattern, expect_closed, expect_silence, read_exact_within, round_trip,
-    setup,
+    BinProxy, Ending, IO_TIMEOUT, Pattern, expect_closed, expect_silence, read_exact_within,
+    round_trip, setup,
 };
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
@@ -43,11 +43,14 @@ fn lab() -> Option<Lab> {
     Lab::new()
 }
 
-/// A temporary directory and the access log path in it.
-fn access_log() -> (TempDir, PathBuf) {
+/// The proxy started in `lab` with `args` and an access log in a temporary directory of its
+/// own: the proxy, the directory (removed on drop) and the log's path.
+fn logged(lab: &Lab, args: &[&str]) -> (BinProxy, TempDir, PathBuf) {
     let dir = TempDir::new("faults");
     let path = dir.join("access.log");
-    (dir, path)
+    let log = path.to_str().expect("a UTF-8 temporary path");
+    let args: Vec<&str> = args.iter().copied().chain(["--access-log", log]).collect();
+    (lab.proxy(&args), dir, path)
 }
 
 /// Writes `total` bytes of `seed`'s pattern from a thread, then shuts `s` down for writing.
@@ -82,13 +85,7 @@ fn ended(log: &std::path::Path, client: &TcpStream) -> (String, String) {
 fn integrity_under_loss() {
     let Some(lab) = lab() else { return };
     let _backend = lab.echo(PORT);
-    let (_dir, log) = access_log();
-    let proxy = lab.proxy(&[
-        "--upstream",
-        &Lab::upstream(PORT),
-        "--access-log",
-        log.to_str().unwrap(),
-    ]);
+    let (proxy, _dir, log) = logged(&lab, &["--upstream", &Lab::upstream(PORT)]);
     lab.lose(LOSS_PER_MILLE);
     let mut client = lab.connect(proxy.addr);
     let started = Instant::now();
@@ -124,16 +121,16 @@ each_engine!(integrity_under_loss);
 fn connect_timeout_under_syn_loss() {
     let Some(lab) = lab() else { return };
     let _backend = lab.echo(PORT);
-    let (_dir, log) = access_log();
     let timeout = Duration::from_millis(300);
-    let proxy = lab.proxy(&[
-        "--upstream",
-        &Lab::upstream(PORT),
-        "--connect-timeout",
-        "300ms",
-        "--access-log",
-        log.to_str().unwrap(),
-    ]);
+    let (proxy, _dir, log) = logged(
+        &lab,
+        &[
+            "--upstream",
+            &Lab::upstream(PORT),
+            "--connect-timeout",
+            "300ms",
+        ],
+    );
     let mut established = lab.connect(proxy.addr);
     round_trip(&mut established, b"before the loss");
 
@@ -165,18 +162,18 @@ fn retry_past_a_server_losing_syns() {
     let Some(lab) = lab() else { return };
     let _lossy = lab.echo(PORT);
     let _good = lab.echo(OTHER_PORT);
-    let (_dir, log) = access_log();
     let (lossy, good) = (Lab::upstream(PORT), Lab::upstream(OTHER_PORT));
-    let proxy = lab.proxy(&[
-        "--upstream",
-        &lossy,
-        "--upstream",
-        &good,
-        "--connect-timeout",
-        "300ms",
-        "--access-log",
-        log.to_str().unwrap(),
-    ]);
+    let (proxy, _dir, log) = logged(
+        &lab,
+        &[
+            "--upstream",
+            &lossy,
+            "--upstream",
+            &good,
+            "--connect-timeout",
+            "300ms",
+        ],
+    );
     lab.drop_syns_to(PORT);
     // Round robin starts with either; two clients meet the lossy server at least once.
     let clients: Vec<TcpStream> = (0..2)
@@ -211,15 +208,15 @@ fn retry_past_a_server_losing_syns() {
 fn syn_retransmit_within_connect_timeout() {
     let Some(lab) = lab() else { return };
     let _backend = lab.echo(PORT);
-    let (_dir, log) = access_log();
-    let proxy = lab.proxy(&[
-        "--upstream",
-        &Lab::upstream(PORT),
-        "--connect-timeout",
-        "3s",
-        "--access-log",
-        log.to_str().unwrap(),
-    ]);
+    let (proxy, _dir, log) = logged(
+        &lab,
+        &[
+            "--upstream",
+            &Lab::upstream(PORT),
+            "--connect-timeout",
+            "3s",
+        ],
+    );
     lab.drop_first_syns_to(PORT);
     let mut client = lab.connect(proxy.addr);
     round_trip(&mut client, b"after a lost SYN");
@@ -239,16 +236,11 @@ fn syn_retransmit_within_connect_timeout() {
 fn idle_timeout_with_a_silent_peer() {
     let Some(lab) = lab() else { return };
     let (_backend, accepted) = lab.channel(PORT);
-    let (_dir, log) = access_log();
     let idle = Duration::from_secs(1);
-    let proxy = lab.proxy(&[
-        "--upstream",
-        &Lab::upstream(PORT),
-        "--idle-timeout",
-        "1s",
-        "--access-log",
-        log.to_str().unwrap(),
-    ]);
+    let (proxy, _dir, log) = logged(
+        &lab,
+        &["--upstream", &Lab::upstream(PORT), "--idle-timeout", "1s"],
+    );
     let baseline = proxy.fd_count();
     let mut client = lab.connect(proxy.addr);
     client.write_all(b"hello").unwrap();
@@ -284,21 +276,21 @@ fn idle_timeout_with_a_silent_peer() {
 fn keepalive_finds_a_silent_peer() {
     let Some(lab) = lab() else { return };
     let (_backend, accepted) = lab.channel(PORT);
-    let (_dir, log) = access_log();
-    let proxy = lab.proxy(&[
-        "--upstream",
-        &Lab::upstream(PORT),
-        "--idle-timeout",
-        "60s",
-        "--keepalive",
-        "1s",
-        "--keepalive-interval",
-        "1s",
-        "--keepalive-count",
-        "1",
-        "--access-log",
-        log.to_str().unwrap(),
-    ]);
+    let (proxy, _dir, log) = logged(
+        &lab,
+        &[
+            "--upstream",
+            &Lab::upstream(PORT),
+            "--idle-timeout",
+            "60s",
+            "--keepalive",
+            "1s",
+            "--keepalive-interval",
+            "1s",
+            "--keepalive-count",
+            "1",
+        ],
+    );
     let mut client = lab.connect(proxy.addr);
     client.write_all(b"ping").unwrap();
     let mut upstream = accepted.next(IO_TIMEOUT);
@@ -324,13 +316,7 @@ fn keepalive_finds_a_silent_peer() {
 fn half_close_client_first_across_loss() {
     let Some(lab) = lab() else { return };
     let (_backend, accepted) = lab.channel(PORT);
-    let (_dir, log) = access_log();
-    let proxy = lab.proxy(&[
-        "--upstream",
-        &Lab::upstream(PORT),
-        "--access-log",
-        log.to_str().unwrap(),
-    ]);
+    let (proxy, _dir, log) = logged(&lab, &["--upstream", &Lab::upstream(PORT)]);
     lab.lose(LOSS_PER_MILLE);
     let mut client = lab.connect(proxy.addr);
     let writer = send_then_shut(&client, 1, HALF);
@@ -351,13 +337,7 @@ fn half_close_client_first_across_loss() {
 fn half_close_upstream_first_across_loss() {
     let Some(lab) = lab() else { return };
     let (_backend, accepted) = lab.channel(PORT);
-    let (_dir, log) = access_log();
-    let proxy = lab.proxy(&[
-        "--upstream",
-        &Lab::upstream(PORT),
-        "--access-log",
-        log.to_str().unwrap(),
-    ]);
+    let (proxy, _dir, log) = logged(&lab, &["--upstream", &Lab::upstream(PORT)]);
     lab.lose(LOSS_PER_MILLE);
     let mut client = lab.connect(proxy.addr);
     client.write_all(b"x").unwrap();
