@@ -14,8 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// peer=ADDR][ authority=S][ unique_id=S][ sni=NAME][ alpn=LIST]`
 ///
 /// Seconds have three decimals (truncated to the millisecond); an absent upstream or connect
-/// time is `-`; `tried` (every server tried, oldest first) and `retries` appear only when
-/// more than one server was tried, `peer`, `authority` and `unique_id` only when a PROXY
+/// time is `-`; `tried` (every server tried, oldest first) and `retries` appear when more
+/// than one server was tried, or when the only one tried did not connect (nginx's
+/// `$upstream_addr` names it too), `peer`, `authority` and `unique_id` only when a PROXY
 /// header gave them, `sni` and `alpn` only when a ClientHello did. The time is the end of
 /// the connection. In the route name, the authority, the
 /// ALPN list and the unique id, spaces, control characters, `"` and `\` (and in the
@@ -62,7 +63,7 @@ pub fn format_text(record: &Record, out: &mut String) {
     push_secs(out, record.stalled_to_upstream);
     out.push_str(" stall_down=");
     push_secs(out, record.stalled_to_client);
-    if record.retries > 0 {
+    if record.retries > 0 || (record.upstream.is_none() && !record.tried.is_empty()) {
         out.push_str(" tried=");
         for (i, addr) in record.tried.iter().enumerate() {
             if i > 0 {
@@ -492,6 +493,19 @@ pub(super) mod tests {
             ..record()
         };
         assert!(json(&none).contains(",\"tried\":[],\"retries\":0"));
+        assert!(!text(&none).contains("tried="));
+        // The only server tried did not connect: named all the same.
+        let failed = Record {
+            upstream: None,
+            tried: &tried[..1],
+            ..record()
+        };
+        assert!(
+            text(&failed).ends_with(" tried=127.0.0.1:1 retries=0\n"),
+            "{}",
+            text(&failed)
+        );
+        assert!(json(&failed).contains(",\"tried\":[\"127.0.0.1:1\"],\"retries\":0"));
     }
 
     #[test]

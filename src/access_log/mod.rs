@@ -49,8 +49,8 @@ pub struct Record<'a> {
     pub alpn: Option<&'a str>,
     /// The server the client was connected to, if any.
     pub upstream: Option<&'a Endpoint>,
-    /// With retries, every server tried, oldest first (the last is `upstream`); empty
-    /// without.
+    /// With retries, every server tried, oldest first (the last is `upstream`); without,
+    /// the one server tried when it did not connect (`upstream` is then `None`), else empty.
     pub tried: &'a [Endpoint],
     /// Servers tried after the first.
     pub retries: u32,

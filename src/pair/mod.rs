@@ -604,10 +604,15 @@ impl<S: Stream, B: Buffer> Pair<S, B> {
     }
 
     /// With retries, the servers tried, oldest first (at most the last [`RECENT_TRIES`]);
-    /// empty without (then [`Pair::server`] is the only one): what the access log lists.
+    /// without, the one tried when it did not connect, else empty (then [`Pair::server`] is
+    /// the only one): what the access log lists.
     pub fn tried_servers(&self) -> &[UpstreamId] {
         let (tried, total) = self.attempts_made();
-        if total > 1 { tried } else { &[] }
+        if total > 1 || self.server().is_none() {
+            tried
+        } else {
+            &[]
+        }
     }
 
     fn attempts_made(&self) -> (&[UpstreamId], u32) {

@@ -286,9 +286,6 @@ impl Proxy {
         let Some(mut pair) = self.pairs.try_remove(key) else {
             return;
         };
-        if let Some(spare) = pair.take_spare() {
-            self.spares.give(spare);
-        }
         let route = &mut self.routes[pair.route()];
         pair.release_buffers(&mut route.buffers);
         route.active -= 1;
@@ -324,7 +321,8 @@ impl Proxy {
             connect::set_reset_on_close(stream);
         }
         let duration = now.saturating_duration_since(pair.started());
-        // Only a pair that retried lists the servers it tried (one allocation, then).
+        // Only a pair that retried, or whose one server did not connect, lists the servers it
+        // tried (one allocation, then).
         let tried: Vec<Endpoint> = pair
             .tried_servers()
             .iter()
@@ -367,6 +365,10 @@ impl Proxy {
         }
         if retire {
             route.release_if_idle();
+        }
+        // The attempt records go back to the spares once the access log has read the tries.
+        if let Some(spare) = pair.take_spare() {
+            self.spares.give(spare);
         }
     }
 }
