@@ -2,7 +2,7 @@
 //! `option splice-response`: finding it and writing its configuration for each [`Setup`].
 
 use crate::sys::Context;
-use crate::targets::{Setup, find_program, output_of};
+use crate::targets::{Limits, Setup, find_program, output_of};
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,19 +19,25 @@ pub struct Haproxy {
 impl Haproxy {
     /// HAProxy's command line for `setup` on `listen`, after writing its configuration into
     /// `dir`; with `splice`, both directions splice through pipes of `buffer` bytes
-    /// (`tune.pipesize`). [`Setup::DownloadRate`] is not measured on HAProxy (an error).
+    /// (`tune.pipesize`), as many pipes as the descriptors `fd_limit` leaves beside
+    /// `max_conns` connections (HAProxy refuses to start when `maxconn` and its default
+    /// `maxpipes`, a quarter of `maxconn`, need more descriptors than it may open).
+    /// [`Setup::DownloadRate`] is not measured on HAProxy (an error).
     pub fn command(
         &self,
         dir: &Path,
         listen: SocketAddr,
         setup: Setup,
         buffer: usize,
-        maxconn: usize,
+        limits: &Limits,
         splice: bool,
     ) -> Result<Command, String> {
         let (tune, options) = if splice {
+            let maxconn = limits.max_conns;
+            let spare = (limits.fd_limit as usize).saturating_sub(2 * maxconn + 512) / 2;
+            let maxpipes = spare.clamp(16, maxconn / 4);
             (
-                format!("\x20   tune.pipesize {buffer}\n"),
+                format!("\x20   tune.pipesize {buffer}\n\x20   maxpipes {maxpipes}\n"),
                 "\x20   option splice-request\n\x20   option splice-response\n",
             )
         } else {
@@ -78,6 +84,7 @@ impl Haproxy {
              \x20   bind {listen}\n\
              \x20   backlog 1024\n\
              {routing}",
+            maxconn = limits.max_conns,
             pid = dir.join("haproxy.pid").display(),
         );
         let conf = dir.join("haproxy.cfg");

@@ -2,7 +2,7 @@
 //! configuration for each [`Setup`].
 
 use crate::sys::Context;
-use crate::targets::{Setup, find_program, output_of};
+use crate::targets::{Limits, Setup, find_program, output_of};
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,16 +21,6 @@ pub struct Nginx {
     has_half_close: bool,
     /// `nginx -v`.
     pub version: String,
-}
-
-/// What an nginx configuration needs besides the setup.
-pub struct Limits {
-    /// `worker_processes`.
-    pub workers: usize,
-    /// `worker_rlimit_nofile`.
-    pub fd_limit: u64,
-    /// Connections the proxy should hold (`worker_connections` is twice that, plus 64).
-    pub max_conns: usize,
 }
 
 impl Nginx {

@@ -2,9 +2,10 @@
 
 use crate::args::{Cpus, format_size};
 use crate::plan::Workload;
+use crate::quiet::FOREIGN_NOTE;
 use crate::report::{Metric, format_ratio, main_ratios, table};
 use crate::targets::Kind;
-use crate::{Bench, FOREIGN_NOTE, HARNESS_CPU, SWEEP_BUFFERS, sweep_kinds};
+use crate::{Bench, HARNESS_CPU, SWEEP_BUFFERS, sweep_kinds};
 use crate::{bandwidth, goals, rate, report, workloads};
 use std::time::Duration;
 

@@ -102,6 +102,17 @@ pub enum Setup {
     Sni { a: SocketAddr, fallback: SocketAddr },
 }
 
+/// What a proxy's configuration needs besides the setup.
+pub struct Limits {
+    /// nginx's `worker_processes`.
+    pub workers: usize,
+    /// nginx's `worker_rlimit_nofile`; what HAProxy may open.
+    pub fd_limit: u64,
+    /// Connections the proxy should hold (HAProxy `maxconn`; nginx's
+    /// `worker_connections` is twice that, plus 64).
+    pub max_conns: usize,
+}
+
 /// The programs available and the limits every proxy is configured with.
 #[derive(Debug, Clone)]
 pub struct Tools {
@@ -187,6 +198,11 @@ impl Tools {
         let port = sys::free_port().context(|| "find a free port".into())?;
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let not_here = || format!("{} is not available", kind.name());
+        let limits = Limits {
+            workers: self.nginx_workers,
+            fd_limit: self.fd_limit,
+            max_conns: self.max_conns,
+        };
         let command = match kind {
             Kind::Direct => return Err("direct has no proxy to start".into()),
             Kind::Baseline => self.baseline.as_ref().ok_or_else(not_here)?.command(
@@ -197,24 +213,18 @@ impl Tools {
                 self.max_conns,
                 Flavour::default(),
             )?,
-            Kind::Nginx => self.nginx.as_ref().ok_or_else(not_here)?.command(
-                &dir,
-                listen,
-                setup,
-                buffer,
-                &nginx::Limits {
-                    workers: self.nginx_workers,
-                    fd_limit: self.fd_limit,
-                    max_conns: self.max_conns,
-                },
-            )?,
+            Kind::Nginx => self
+                .nginx
+                .as_ref()
+                .ok_or_else(not_here)?
+                .command(&dir, listen, setup, buffer, &limits)?,
             Kind::Haproxy | Kind::HaproxySplice => {
                 self.haproxy.as_ref().ok_or_else(not_here)?.command(
                     &dir,
                     listen,
                     setup,
                     buffer,
-                    self.max_conns,
+                    &limits,
                     kind == Kind::HaproxySplice,
                 )?
             }
