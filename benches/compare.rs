@@ -304,13 +304,14 @@ fn planned_runs(opts: &Options, kinds: &[Kind]) -> usize {
     (per_repeat + sweep) * opts.repeat
 }
 
-/// The targets of the sweep: every proxy but the allow-list variant (which is measured
-/// only at the main size, against ringproxy).
+/// The targets of the sweep: every proxy (each engine included) but the allow-list variant
+/// (measured only at the main size, against ringproxy) and the Go proxy (whose pipes have
+/// the kernel's default size whatever the buffer size).
 fn sweep_kinds(kinds: &[Kind]) -> Vec<Kind> {
     kinds
         .iter()
         .copied()
-        .filter(|&k| !matches!(k, Kind::Direct | Kind::RingproxyAllow))
+        .filter(|&k| !matches!(k, Kind::Direct | Kind::RingproxyAllow | Kind::Go))
         .collect()
 }
 

@@ -17,6 +17,7 @@ OPTIONS:
     --seconds N         length of each timed run, fractional allowed [default: 3]
     --repeat N          runs of each workload; figures are medians [default: 3]
     --sweep             also run bulk and ping-pong with 4KiB, 16KiB, 64KiB, 256KiB buffers
+                        on every proxy and engine (not go: its pipes have a fixed size)
     --only LIST         comma-separated targets: direct, ringproxy (engine ring),
                         ringproxy-splice, ringproxy-auto, ringproxy-allow (ring with an
                         allow list every client matches), baseline (only with --baseline),
