@@ -199,10 +199,20 @@ impl Bench {
             t,
             after,
         );
+        let ceiling = per(Metric::DownGbit, Ringproxy)
+            .map(|g| {
+                format!(
+                    "ceiling: one unlimited ringproxy connection moved {:.0} MiB/s upstream → \
+                     client in the same run (workload 1)",
+                    g * 1e9 / 8.0 / f64::from(1 << 20)
+                )
+            })
+            .into_iter()
+            .collect();
         section(
             "Bandwidth accuracy (ringproxy --download-rate)",
             self.bandwidth_table(buffer),
-            Vec::new(),
+            ceiling,
         );
         println!("### Targets\n");
         for line in goals::check(r, buffer) {
