@@ -1,31 +1,55 @@
 //! Side-by-side benchmark: the same workloads straight to the backend (`direct`), through
-//! ringproxy, through another ringproxy build (`baseline`, with `--baseline PATH`), through
-//! nginx's stream module and through HAProxy in `mode tcp`.
+//! ringproxy with each engine (ring, splice, auto) and with an allow list, through another
+//! ringproxy build (`baseline`, with `--baseline PATH`), through nginx's stream module,
+//! through HAProxy in `mode tcp` with and without splicing, and through a minimal Go
+//! `io.Copy` proxy.
 //!
 //! ```text
 //! cargo bench --bench compare -- [--seconds N] [--repeat N] [--sweep] [--only LIST]
-//!                                 [--workers N] [--cpus pinned|shared] [--baseline PATH]
+//!                                 [--workloads LIST] [--workers N] [--cpus pinned|shared]
+//!                                 [--baseline PATH]
 //! ```
 //!
 //! By default (`--cpus pinned`) the harness pins itself (backend and load generators, all
 //! threads) to CPU 0 and each proxy under test to CPU 1; `--cpus shared` pins nothing, so
 //! several proxy workers can use every CPU (which the harness then competes for). It
-//! starts every proxy afresh for every run on a free
-//! 127.0.0.1 port, and prints markdown tables of medians with ratios to nginx and direct
-//! (and of ringproxy to the baseline).
-//! nginx and HAProxy are skipped, with a note, when they are not installed.
+//! starts every proxy afresh for every run on a free 127.0.0.1 port, prints markdown tables
+//! of medians with ratios to references measured in the same run (direct, nginx, HAProxy,
+//! the other engines, the baseline), and checks the issues' targets (PASS/FAIL lines).
+//! nginx, HAProxy and Go are skipped, with a note, when they are not installed.
 //!
-//! Layout: [`args`] command line, [`sys`] affinity and `/proc`, [`targets`] the proxies,
-//! [`running`] their process guards, [`ringproxy`] the ringproxy binaries and their command
-//! line, [`backend`] the upstream server, [`workloads`] the load generators, [`report`]
-//! medians and tables, [`print`] the printed report.
+//! Layout: [`args`] command line, [`sys`] affinity and `/proc`, [`targets`] the targets and
+//! their setups, [`nginx`], [`haproxy`], [`goproxy`] and [`ringproxy`] their command lines,
+//! [`running`] their process guards, [`backend`] the upstream server, [`plan`] which
+//! workload runs where, [`measure`] one measurement, [`workloads`] the bulk, ping-pong and
+//! memory load generators, [`rate`] the connection-rate ones (plain, refused), [`tls`] the
+//! TLS setups, [`bandwidth`] the rate-limit accuracy, [`report`] medians and tables,
+//! [`print`] the printed report, [`goals`] the targets.
 
 #[path = "compare/args.rs"]
 mod args;
 #[path = "compare/backend.rs"]
 mod backend;
+#[path = "compare/bandwidth.rs"]
+mod bandwidth;
+#[path = "compare/goals.rs"]
+mod goals;
+#[path = "compare/goproxy.rs"]
+mod goproxy;
+#[path = "compare/haproxy.rs"]
+mod haproxy;
+#[path = "compare/measure.rs"]
+mod measure;
+#[path = "compare/nginx.rs"]
+mod nginx;
+#[path = "compare/plan.rs"]
+mod plan;
 #[path = "compare/print.rs"]
 mod print;
+#[path = "compare/quiet.rs"]
+mod quiet;
+#[path = "compare/rate.rs"]
+mod rate;
 #[path = "compare/report.rs"]
 mod report;
 #[path = "compare/ringproxy.rs"]
@@ -36,20 +60,24 @@ mod running;
 mod sys;
 #[path = "compare/targets.rs"]
 mod targets;
+#[path = "compare/tls.rs"]
+mod tls;
 #[path = "compare/workloads.rs"]
 mod workloads;
 
 use args::{Cpus, Options, format_size};
 use backend::Backend;
+use plan::{Need, Workload};
+use quiet::{FOREIGN_NOTE, ForeignMeter};
 use report::{Metric, Results};
 use running::Running;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use sys::Context;
-use targets::{Kind, Tools};
+use targets::{Kind, Setup, Tools};
+use tls::TlsBackends;
 
 /// CPU of the harness process under `--cpus pinned`: backend, load generators, everything
 /// but the proxy.
@@ -62,54 +90,10 @@ const SWEEP_BUFFERS: [usize; 4] = [4 << 10, 16 << 10, 64 << 10, 256 << 10];
 const FD_RESERVE: u64 = 200;
 
 /// What one run measured: each figure once, `None` where it does not apply.
-type Figures = Vec<(Metric, Option<f64>)>;
-
-/// TIME_WAIT sockets at the start of a connection-rate run above which it gets a note
-/// (many of them make every `connect()` search longer for a free port).
-const TIME_WAIT_NOTE: u64 = 1000;
-/// Foreign CPU load (% of one core) above which a run gets a note.
-const FOREIGN_NOTE: f64 = 10.0;
-
-/// Measures the CPU that processes other than the harness and the proxy under test used
-/// during a run: machine busy time minus ours. Kernel work done outside our processes'
-/// context (e.g. in ksoftirqd) also counts as foreign.
-struct ForeignMeter {
-    machine: f64,
-    harness: f64,
-    /// The proxy's processes (none for direct) and their CPU seconds at the start.
-    proxy: (Vec<sys::Pid>, f64),
-    start: Instant,
-}
-
-impl ForeignMeter {
-    fn start(proxy: Option<&Running>) -> Result<ForeignMeter, String> {
-        let pids = proxy.map_or_else(Vec::new, |p| p.pids.clone());
-        let proxy_seconds = workloads::cpu_seconds_of(&pids)?;
-        Ok(ForeignMeter {
-            machine: sys::machine_busy_seconds().context(|| "read /proc/stat".into())?,
-            harness: workloads::own_cpu_seconds()?,
-            proxy: (pids, proxy_seconds),
-            start: Instant::now(),
-        })
-    }
-
-    /// Foreign CPU since `start`, in % of one core (clamped at 0: the counters tick at
-    /// different moments).
-    fn finish(&self) -> Result<f64, String> {
-        let machine = sys::machine_busy_seconds().context(|| "read /proc/stat".into())?;
-        let harness = workloads::own_cpu_seconds()?;
-        let (pids, start) = &self.proxy;
-        let proxy = workloads::cpu_seconds_of(pids)? - start;
-        let foreign = (machine - self.machine) - (harness - self.harness) - proxy;
-        Ok((foreign / self.start.elapsed().as_secs_f64() * 100.0).max(0.0))
-    }
-}
+pub(crate) type Figures = Vec<(Metric, Option<f64>)>;
 
 /// Proxy log lines that the harness causes on purpose (it closes with RST).
 const EXPECTED_LOG: [&str; 2] = ["Connection reset by peer", "Broken pipe"];
-/// Foreign CPU load (% of one core) under which the machine counts as quiet.
-const QUIET: f64 = 25.0;
-
 /// What one target logged over all its runs.
 #[derive(Debug, Default)]
 struct LogSummary {
@@ -121,93 +105,13 @@ struct LogSummary {
     first: Vec<String>,
 }
 
-/// CPU used by processes other than the harness over `window`, % of one core (no proxy
-/// runs while this is called).
-fn foreign_load_now(window: Duration) -> Result<f64, String> {
-    let machine = sys::machine_busy_seconds().context(|| "read /proc/stat".into())?;
-    let own = workloads::own_cpu_seconds()?;
-    std::thread::sleep(window);
-    let machine = sys::machine_busy_seconds().context(|| "read /proc/stat".into())? - machine;
-    let own = workloads::own_cpu_seconds()? - own;
-    Ok(((machine - own) / window.as_secs_f64() * 100.0).max(0.0))
-}
-
-/// One workload run: a fresh proxy, one measurement, figures recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Workload {
-    BulkUp,
-    BulkDown,
-    PingPong1,
-    PingPong64,
-    ConnRate,
-    IdleMemory,
-    SlowReader,
-}
-
-impl Workload {
-    const ALL: [Workload; 7] = [
-        Workload::BulkUp,
-        Workload::BulkDown,
-        Workload::PingPong1,
-        Workload::PingPong64,
-        Workload::ConnRate,
-        Workload::IdleMemory,
-        Workload::SlowReader,
-    ];
-    /// Workloads repeated by `--sweep`.
-    const SWEEP: [Workload; 4] = [
-        Workload::BulkUp,
-        Workload::BulkDown,
-        Workload::PingPong1,
-        Workload::PingPong64,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Workload::BulkUp => "bulk client→upstream",
-            Workload::BulkDown => "bulk upstream→client",
-            Workload::PingPong1 => "ping-pong 1 conn",
-            Workload::PingPong64 => "ping-pong 64 conns",
-            Workload::ConnRate => "connection rate",
-            Workload::IdleMemory => "idle memory",
-            Workload::SlowReader => "slow reader",
-        }
-    }
-
-    /// The `--workloads` name this workload belongs to.
-    fn group(self) -> &'static str {
-        match self {
-            Workload::BulkUp | Workload::BulkDown => "bulk",
-            Workload::PingPong1 | Workload::PingPong64 => "pingpong",
-            Workload::ConnRate => "connrate",
-            Workload::IdleMemory => "memory",
-            Workload::SlowReader => "slowreader",
-        }
-    }
-
-    /// Memory workloads measure the proxy process and mean nothing for `direct`.
-    fn needs_proxy(self) -> bool {
-        matches!(self, Workload::IdleMemory | Workload::SlowReader)
-    }
-
-    /// The figures of the sweep table this workload fills.
-    fn sweep_metrics(self) -> &'static [Metric] {
-        use Metric::*;
-        match self {
-            Workload::BulkUp => &[UpGbit, UpCpu],
-            Workload::BulkDown => &[DownGbit, DownCpu],
-            Workload::PingPong1 => &[Pp1Rps, Pp1P50, Pp1P99, Pp1P999],
-            Workload::PingPong64 => &[Pp64Rps, Pp64P50, Pp64P99, Pp64P999],
-            _ => &[],
-        }
-    }
-}
-
 /// Everything a run needs, and what it has found so far.
 struct Bench {
     opts: Options,
     tools: Tools,
     backend: Backend,
+    /// The TLS servers, when the TLS workloads run.
+    tls: Option<TlsBackends>,
     /// Targets measured, in report order.
     kinds: Vec<Kind>,
     /// Connections of the memory workload (possibly reduced to fit the descriptor limit).
@@ -280,6 +184,7 @@ fn run(opts: Options) -> Result<(), String> {
         opts.workers,
         fd_limit,
         proxy_cpu,
+        opts.only.contains(&Kind::Go),
         &mut notes,
     )?;
     let kinds: Vec<Kind> = opts
@@ -290,11 +195,17 @@ fn run(opts: Options) -> Result<(), String> {
         .collect();
     let mem_conns = fit_mem_conns(opts.mem_conns, fd_limit, tools.max_conns, &mut notes);
     let backend = Backend::start()?;
+    let tls = if opts.workloads.contains(&"tls") {
+        Some(start_tls()?)
+    } else {
+        None
+    };
     let mut bench = Bench {
         planned: planned_runs(&opts, &kinds),
         opts,
         tools,
         backend,
+        tls,
         kinds,
         mem_conns,
         results: Results::default(),
@@ -336,6 +247,15 @@ fn pin(cpus: Cpus, nproc: usize, notes: &mut Vec<String>) -> Result<Option<usize
     }
 }
 
+/// Starts the TLS backends with a certificate made in a private directory, removed again
+/// once the certificate is loaded.
+fn start_tls() -> Result<TlsBackends, String> {
+    let dir = running::private_dir(Kind::Direct)?;
+    let tls = TlsBackends::start(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    tls
+}
+
 /// Whether `a` and `b` name the same file.
 fn same_file(a: &Path, b: &Path) -> bool {
     matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
@@ -365,27 +285,34 @@ fn selected(opts: &Options, set: &[Workload]) -> Vec<Workload> {
 
 /// Number of workload runs the options ask for (for progress lines).
 fn planned_runs(opts: &Options, kinds: &[Kind]) -> usize {
-    let proxies = kinds.iter().filter(|&&k| k != Kind::Direct).count();
-    let per_repeat: usize = selected(opts, &Workload::ALL)
-        .iter()
-        .map(|w| {
-            if w.needs_proxy() {
-                proxies
-            } else {
-                kinds.len()
-            }
-        })
-        .sum();
+    let runs = |set: &[Workload], kinds: &[Kind]| -> usize {
+        selected(opts, set)
+            .iter()
+            .map(|w| kinds.iter().filter(|&&k| w.runs_on(k)).count())
+            .sum()
+    };
+    let per_repeat = runs(&Workload::ALL, kinds);
     let sweep = if opts.sweep {
         let sizes = SWEEP_BUFFERS
             .iter()
             .filter(|&&b| b != opts.buffer_size)
             .count();
-        selected(opts, &Workload::SWEEP).len() * sizes * proxies
+        runs(&Workload::SWEEP, &sweep_kinds(kinds)) * sizes
     } else {
         0
     };
     (per_repeat + sweep) * opts.repeat
+}
+
+/// The targets of the sweep: every proxy (each engine included) but the allow-list variant
+/// (measured only at the main size, against ringproxy) and the Go proxy (whose pipes have
+/// the kernel's default size whatever the buffer size).
+fn sweep_kinds(kinds: &[Kind]) -> Vec<Kind> {
+    kinds
+        .iter()
+        .copied()
+        .filter(|&k| !matches!(k, Kind::Direct | Kind::RingproxyAllow | Kind::Go))
+        .collect()
 }
 
 impl Bench {
@@ -401,10 +328,9 @@ impl Bench {
         for repeat in 0..self.opts.repeat {
             for workload in self.workloads(&Workload::ALL) {
                 for kind in self.kinds.clone() {
-                    if kind == Kind::Direct && workload.needs_proxy() {
-                        continue;
+                    if workload.runs_on(kind) {
+                        self.measure(kind, workload, buffer, repeat);
                     }
-                    self.measure(kind, workload, buffer, repeat);
                 }
             }
         }
@@ -412,19 +338,14 @@ impl Bench {
 
     /// Bulk and ping-pong on every proxy at each sweep size (the main size is reused).
     fn run_sweep(&mut self) {
-        let proxies: Vec<Kind> = self
-            .kinds
-            .iter()
-            .copied()
-            .filter(|&k| k != Kind::Direct)
-            .collect();
+        let proxies = sweep_kinds(&self.kinds);
         for repeat in 0..self.opts.repeat {
             for workload in self.workloads(&Workload::SWEEP) {
                 for buffer in SWEEP_BUFFERS {
                     if buffer == self.opts.buffer_size {
                         continue;
                     }
-                    for &kind in &proxies {
+                    for &kind in proxies.iter().filter(|&&k| workload.runs_on(k)) {
                         self.measure(kind, workload, buffer, repeat);
                     }
                 }
@@ -478,9 +399,13 @@ impl Bench {
         workload: Workload,
         buffer: usize,
     ) -> Result<Figures, String> {
+        let setup = self.setup(workload.need())?;
         let proxy = match kind {
             Kind::Direct => None,
-            _ => Some(self.tools.start(kind, buffer, self.backend.addr)?),
+            _ => Some(
+                self.tools
+                    .start(kind, buffer, setup, workload.need().probe())?,
+            ),
         };
         if let Some(p) = &proxy
             && let Some(&pid) = p.pids.first()
@@ -488,7 +413,11 @@ impl Bench {
         {
             self.observed_cpus.insert(kind, cpus);
         }
-        let addr = proxy.as_ref().map_or(self.backend.addr, |p| p.addr);
+        let direct = match setup {
+            Setup::Forward(b) | Setup::Deny(b) | Setup::DownloadRate(b, _) => b,
+            Setup::Sni { a, .. } => a,
+        };
+        let addr = proxy.as_ref().map_or(direct, |p| p.addr);
         let meter = ForeignMeter::start(proxy.as_ref())?;
         let figures = self.run_workload(workload, addr, proxy.as_ref())?;
         let foreign = meter.finish()?;
@@ -507,87 +436,20 @@ impl Bench {
         Ok(figures)
     }
 
-    /// Runs `workload` against `addr` and returns its figures; `None` values (such as proxy
-    /// CPU for direct) are left out of the report.
-    fn run_workload(
-        &mut self,
-        workload: Workload,
-        addr: SocketAddr,
-        proxy: Option<&Running>,
-    ) -> Result<Figures, String> {
-        use Metric::*;
-        let run = Duration::from_secs_f64(self.opts.seconds);
-        let pids: &[sys::Pid] = proxy.map_or(&[], |p| &p.pids);
-        let need_pids = || {
-            proxy
-                .map(|p| p.pids.as_slice())
-                .ok_or_else(|| "this workload needs a proxy".to_string())
-        };
-        Ok(match workload {
-            Workload::BulkUp => {
-                let b = workloads::bulk_upload(addr, run, pids)?;
-                vec![(UpGbit, Some(b.gbit)), (UpCpu, b.cpu_per_gib)]
-            }
-            Workload::BulkDown => {
-                let b = workloads::bulk_download(addr, run, pids)?;
-                vec![(DownGbit, Some(b.gbit)), (DownCpu, b.cpu_per_gib)]
-            }
-            Workload::PingPong1 => {
-                let p = workloads::ping_pong(addr, 1, run, pids)?;
-                vec![
-                    (Pp1Rps, Some(p.rps)),
-                    (Pp1P50, Some(p.latency.p50)),
-                    (Pp1P99, Some(p.latency.p99)),
-                    (Pp1P999, Some(p.latency.p999)),
-                    (Pp1ProxyCpu, p.busy.proxy),
-                    (Pp1HarnessCpu, Some(p.busy.harness)),
-                ]
-            }
-            Workload::PingPong64 => {
-                let p = workloads::ping_pong(addr, 64, run, pids)?;
-                vec![
-                    (Pp64Rps, Some(p.rps)),
-                    (Pp64P50, Some(p.latency.p50)),
-                    (Pp64P99, Some(p.latency.p99)),
-                    (Pp64P999, Some(p.latency.p999)),
-                    (Pp64ProxyCpu, p.busy.proxy),
-                    (Pp64HarnessCpu, Some(p.busy.harness)),
-                ]
-            }
-            Workload::ConnRate => {
-                let tw = sys::time_wait_sockets().unwrap_or(0);
-                if tw > TIME_WAIT_NOTE {
-                    self.notes.push(format!(
-                        "connection rate via {}: {tw} sockets in TIME_WAIT at the start",
-                        proxy.map_or("direct", |p| p.kind.name()),
-                    ));
+    /// The proxy setup a workload needs, with this run's backends.
+    fn setup(&self, need: Need) -> Result<Setup, String> {
+        let tls = || self.tls.as_ref().ok_or("the TLS backends are not running");
+        Ok(match need {
+            Need::Forward => Setup::Forward(self.backend.addr),
+            Need::Deny => Setup::Deny(self.backend.addr),
+            Need::Rate(i) => Setup::DownloadRate(self.backend.addr, bandwidth::RATES[i].0),
+            Need::Tls => Setup::Forward(tls()?.a),
+            Need::Sni => {
+                let t = tls()?;
+                Setup::Sni {
+                    a: t.a,
+                    fallback: t.fallback,
                 }
-                let c = workloads::connection_rate(addr, run, pids)?;
-                if c.errors > 0 {
-                    self.notes.push(format!(
-                        "connection rate via {}: {} failed connections (first: {})",
-                        proxy.map_or("direct", |p| p.kind.name()),
-                        c.errors,
-                        c.first_error.unwrap_or_default()
-                    ));
-                }
-                vec![
-                    (ConnRate, Some(c.per_sec)),
-                    (ConnP99, Some(c.latency.p99)),
-                    (ConnProxyCpu, c.busy.proxy),
-                    (ConnHarnessCpu, Some(c.busy.harness)),
-                ]
-            }
-            Workload::IdleMemory => {
-                let kib = workloads::idle_memory(addr, need_pids()?, self.mem_conns)?;
-                vec![(MemPerConn, Some(kib))]
-            }
-            Workload::SlowReader => {
-                let s = workloads::slow_reader(addr, need_pids()?)?;
-                vec![
-                    (SlowPeak, Some(s.peak_mib)),
-                    (SlowGrowth, Some(s.growth_kib)),
-                ]
             }
         })
     }
@@ -609,24 +471,6 @@ impl Bench {
                     entry.first.push(line);
                 }
             }
-        }
-    }
-
-    /// Waits (up to `--max-wait` seconds) until other processes leave the CPUs mostly
-    /// idle, so a compile or a test suite running next to the benchmark does not land in
-    /// the figures; the time waited is reported.
-    fn wait_for_quiet(&mut self) {
-        let start = Instant::now();
-        let deadline = start + Duration::from_secs_f64(self.opts.max_wait);
-        loop {
-            let busy = foreign_load_now(Duration::from_millis(200)).unwrap_or(0.0);
-            if busy <= QUIET || Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_secs(1));
-        }
-        if start.elapsed() > Duration::from_millis(500) {
-            self.waited += start.elapsed();
         }
     }
 }

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 /// Text printed by `--help`.
 pub const HELP: &str = "\
-compare: side-by-side benchmark of ringproxy, nginx (stream), HAProxy (mode tcp) and direct,
-optionally against another ringproxy build (--baseline)
+compare: side-by-side benchmark of ringproxy (each engine), nginx (stream), HAProxy (mode tcp,
+with and without splice), a Go io.Copy proxy and direct, optionally against another ringproxy
+build (--baseline)
 
 USAGE:
     cargo bench --bench compare -- [OPTIONS]
@@ -16,8 +17,12 @@ OPTIONS:
     --seconds N         length of each timed run, fractional allowed [default: 3]
     --repeat N          runs of each workload; figures are medians [default: 3]
     --sweep             also run bulk and ping-pong with 4KiB, 16KiB, 64KiB, 256KiB buffers
-    --only LIST         comma-separated targets: direct,ringproxy,baseline,nginx,haproxy
-                        (baseline only with --baseline) [default: all]
+                        on every proxy and engine (not go: its pipes have a fixed size)
+    --only LIST         comma-separated targets: direct, ringproxy (engine ring),
+                        ringproxy-splice, ringproxy-auto, ringproxy-allow (ring with an
+                        allow list every client matches), baseline (only with --baseline),
+                        nginx, haproxy, haproxy-splice, go (when Go is installed)
+                        [default: all]
     --baseline PATH     another ringproxy release binary, e.g. built from an earlier commit,
                         measured as target baseline exactly like ringproxy (same flags,
                         pinning, workloads and repeats, interleaved); adds a
@@ -26,7 +31,8 @@ OPTIONS:
                           cargo build --release --manifest-path /tmp/base/Cargo.toml \\
                               --target-dir /tmp/base/target
                         then --baseline /tmp/base/target/release/ringproxy
-    --workloads LIST    comma-separated: bulk,pingpong,connrate,memory,slowreader [default: all]
+    --workloads LIST    comma-separated: bulk,pingpong,connrate,refused,memory,slowreader,
+                        tls,bandwidth [default: all]
     --buffer-size SIZE  buffer per direction for every proxy [default: 16KiB]
     --workers N         ringproxy --workers N (when its --help lists the flag) and nginx
                         worker_processes N [default: 1]
@@ -40,7 +46,16 @@ OPTIONS:
 ";
 
 /// Names accepted by `--workloads`, in run order.
-pub const WORKLOAD_GROUPS: [&str; 5] = ["bulk", "pingpong", "connrate", "memory", "slowreader"];
+pub const WORKLOAD_GROUPS: [&str; 8] = [
+    "bulk",
+    "pingpong",
+    "connrate",
+    "refused",
+    "memory",
+    "slowreader",
+    "tls",
+    "bandwidth",
+];
 
 /// Where the processes of a run may execute (`--cpus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

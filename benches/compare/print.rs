@@ -1,9 +1,12 @@
 //! What the harness prints at the end: the header lines, the tables and the notes.
 
 use crate::args::{Cpus, format_size};
+use crate::plan::Workload;
+use crate::quiet::FOREIGN_NOTE;
+use crate::report::{Metric, format_ratio, main_ratios, table};
 use crate::targets::Kind;
-use crate::{Bench, FOREIGN_NOTE, HARNESS_CPU, SWEEP_BUFFERS, Workload};
-use crate::{report, workloads};
+use crate::{Bench, HARNESS_CPU, SWEEP_BUFFERS, sweep_kinds};
+use crate::{bandwidth, goals, rate, report, workloads};
 use std::time::Duration;
 
 impl Bench {
@@ -23,7 +26,7 @@ impl Bench {
             println!("- {line}");
         }
         println!();
-        println!("{}", report::main_table(&self.results, &self.kinds, buffer));
+        self.print_tables(buffer);
         if self.opts.sweep {
             let mut metrics = Vec::new();
             for w in self.workloads(&Workload::SWEEP) {
@@ -33,7 +36,12 @@ impl Bench {
             println!();
             println!(
                 "{}",
-                report::sweep_table(&self.results, &self.kinds, &SWEEP_BUFFERS, &metrics)
+                report::sweep_table(
+                    &self.results,
+                    &sweep_kinds(&self.kinds),
+                    &SWEEP_BUFFERS,
+                    &metrics
+                )
             );
         }
         for (kind, log) in &self.proxy_logs {
@@ -76,6 +84,172 @@ impl Bench {
             elapsed.as_secs_f64() / 60.0,
             phases.join(", ")
         );
+    }
+
+    /// The tables of the main buffer size, section by section (a section without figures
+    /// is left out), then the targets' PASS/FAIL lines.
+    fn print_tables(&self, buffer: usize) {
+        use Kind::*;
+        let r = &self.results;
+        let measured = |set: &[Kind]| -> Vec<Kind> {
+            set.iter()
+                .copied()
+                .filter(|k| self.kinds.contains(k))
+                .collect()
+        };
+        let section = |title: &str, text: Option<String>, after: Vec<String>| {
+            if let Some(text) = text {
+                println!("### {title}\n\n{text}");
+                for line in &after {
+                    println!("- {line}");
+                }
+                if !after.is_empty() {
+                    println!();
+                }
+            }
+        };
+        let main = measured(&[Direct, Ringproxy, Baseline, Nginx, Haproxy]);
+        let t = table(r, &Metric::MAIN, &main, &main_ratios(&main), buffer);
+        section("Workloads 1–5", t, Vec::new());
+        let engines = measured(&[
+            Direct,
+            Ringproxy,
+            RingproxySplice,
+            RingproxyAuto,
+            Nginx,
+            Haproxy,
+            HaproxySplice,
+            Go,
+        ]);
+        let ratios = [
+            (RingproxySplice, Nginx),
+            (RingproxySplice, Go),
+            (RingproxySplice, HaproxySplice),
+            (RingproxySplice, Ringproxy),
+            (RingproxyAuto, Ringproxy),
+            (RingproxyAuto, RingproxySplice),
+            (HaproxySplice, Nginx),
+            (Go, Nginx),
+        ];
+        let t = table(r, &Metric::MAIN, &engines, &ratios, buffer);
+        section(
+            "Engines: ring, splice, auto beside the splicing proxies (HAProxy splice-request/response, Go io.Copy: splices TCP to TCP)",
+            t,
+            Vec::new(),
+        );
+        let access = measured(&[Ringproxy, Baseline, Nginx, Haproxy]);
+        let ratios = [
+            (Ringproxy, Nginx),
+            (Ringproxy, Haproxy),
+            (Ringproxy, Baseline),
+        ];
+        let t = table(r, &Metric::ACCESS, &access, &ratios, buffer);
+        let per = |m: Metric, k: Kind| r.median(m, k, buffer);
+        let after = access
+            .iter()
+            .filter(|&&k| per(Metric::RefusedRate, k).is_some())
+            .map(|&k| {
+                format!(
+                    "{}: refused ÷ accepted-and-proxied connections per second {}, CPU per refused ÷ per accepted connection {}",
+                    k.name(),
+                    format_ratio(per(Metric::RefusedRate, k), per(Metric::ConnRate, k)),
+                    format_ratio(per(Metric::RefusedCpu, k), per(Metric::ConnCpu, k)),
+                )
+            })
+            .collect();
+        section(
+            "Refused connections (deny) against accepted and proxied ones",
+            t,
+            after,
+        );
+        let allow = measured(&[Ringproxy, RingproxyAllow]);
+        let t = table(
+            r,
+            &Metric::ALLOW,
+            &allow,
+            &[(RingproxyAllow, Ringproxy)],
+            buffer,
+        );
+        section(
+            "Allow list on (`--allow 127.0.0.0/8`, every client matches) against off",
+            t,
+            Vec::new(),
+        );
+        let tls = measured(&[Direct, Ringproxy, Baseline, Nginx, Haproxy]);
+        let ratios = [
+            (Ringproxy, Nginx),
+            (Ringproxy, Haproxy),
+            (Ringproxy, Direct),
+        ];
+        let t = table(r, &Metric::TLS, &tls, &ratios, buffer);
+        let after = tls
+            .iter()
+            .filter(|&&k| per(Metric::SniRate, k).is_some())
+            .map(|&k| {
+                format!(
+                    "{}: SNI ÷ plain route, setups per second {}, proxy CPU per connection {}",
+                    k.name(),
+                    format_ratio(per(Metric::SniRate, k), per(Metric::TlsRate, k)),
+                    format_ratio(per(Metric::SniCpu, k), per(Metric::TlsCpu, k)),
+                )
+            })
+            .collect();
+        section(
+            "TLS connection setups: SNI route against plain route (nginx ssl_preread + map, HAProxy req.ssl_sni)",
+            t,
+            after,
+        );
+        let ceiling = per(Metric::DownGbit, Ringproxy)
+            .map(|g| {
+                format!(
+                    "ceiling: one unlimited ringproxy connection moved {:.0} MiB/s upstream → \
+                     client in the same run (workload 1)",
+                    g * 1e9 / 8.0 / f64::from(1 << 20)
+                )
+            })
+            .into_iter()
+            .collect();
+        section(
+            "Bandwidth accuracy (ringproxy --download-rate)",
+            self.bandwidth_table(buffer),
+            ceiling,
+        );
+        println!("### Targets\n");
+        for line in goals::check(r, buffer) {
+            println!("- {line}");
+        }
+        println!();
+    }
+
+    /// One row per rate of [`bandwidth::RATES`] measured: long-run rate ÷ setting.
+    fn bandwidth_table(&self, buffer: usize) -> Option<String> {
+        let header: Vec<String> = [
+            "setting",
+            "connections at once",
+            "rate ÷ setting, mean of the connections",
+            "farthest connection",
+        ]
+        .map(String::from)
+        .to_vec();
+        let rows: Vec<Vec<String>> = bandwidth::RATES
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, conns, label))| {
+                let cell = |m| self.results.median(m, Kind::Ringproxy, buffer);
+                let (mean, worst) = (cell(Metric::BwMean(i))?, cell(Metric::BwWorst(i))?);
+                let spread = self
+                    .results
+                    .spread(Metric::BwMean(i), Kind::Ringproxy, buffer)
+                    .map_or_else(String::new, |s| format!(" ±{s:.1}%"));
+                Some(vec![
+                    label.to_string(),
+                    conns.to_string(),
+                    format!("{mean:.3}×{spread}"),
+                    format!("{worst:.3}×"),
+                ])
+            })
+            .collect();
+        (!rows.is_empty()).then(|| report::markdown(&header, &rows))
     }
 
     /// The header lines: command, buffer, CPUs and pinning, versions, method.
@@ -148,8 +322,16 @@ impl Bench {
         }
         if let Some(h) = &self.tools.haproxy {
             versions.push(format!(
-                "{} (mode tcp, nbthread 1, tune.bufsize = buffer)",
+                "{} (mode tcp, nbthread 1, tune.bufsize = buffer; haproxy-splice adds option \
+                 splice-request, option splice-response, tune.pipesize = buffer)",
                 h.version
+            ));
+        }
+        if let Some(g) = &self.tools.go {
+            versions.push(format!(
+                "go: benches/compare/goproxy/main.go built with {} (GOMAXPROCS=1; io.Copy \
+                 between TCP connections splices, through pipes of the kernel's default 64 KiB)",
+                g.version
             ));
         }
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -189,12 +371,21 @@ impl Bench {
                  2 {} B echo, one request in flight per connection; 3 {} client threads, \
                  connect + 16 B echo + close with RST; 4 {} idle connections (1 B echoed on \
                  each), VmRSS delta / connections; 5 client stalls {} s while the backend \
-                 sends {} MiB, then drains it; peak = VmHWM after clear_refs",
+                 sends {} MiB, then drains it; peak = VmHWM after clear_refs; 6 the same \
+                 client threads connect and wait to be closed without a byte (ringproxy \
+                 --deny 127.0.0.0/8, nginx deny all, HAProxy tcp-request connection reject), \
+                 CPU per connection = proxy utime+stime over the run ÷ connections; 7 the same \
+                 threads, full TLS 1.3 handshakes (rustls client and servers in the harness, \
+                 X25519, ECDSA P-256 certificate from openssl req, no resumption) + 1 byte from \
+                 the server, to a plain route or to one of two routes sharing the address by \
+                 server name; 8 connections read an endless stream through --download-rate, \
+                 rate over {} s after the first second's burst ÷ the setting",
                 workloads::MESSAGE,
-                workloads::RATE_THREADS,
+                rate::RATE_THREADS,
                 self.mem_conns,
                 workloads::SLOW_STALL.as_secs(),
                 workloads::SLOW_TOTAL >> 20,
+                bandwidth::WINDOW.as_secs(),
             ),
         ]
     }

@@ -34,14 +34,28 @@ pub enum Metric {
     ConnP99,
     ConnProxyCpu,
     ConnHarnessCpu,
+    ConnCpu,
     MemPerConn,
     SlowPeak,
     SlowGrowth,
+    RefusedRate,
+    RefusedP99,
+    RefusedCpu,
+    TlsRate,
+    TlsP99,
+    TlsCpu,
+    SniRate,
+    SniP99,
+    SniCpu,
+    /// Mean over the connections of long-run rate ÷ setting, at `bandwidth::RATES[i]`.
+    BwMean(usize),
+    /// The connection farthest from the setting: its rate ÷ setting.
+    BwWorst(usize),
 }
 
 impl Metric {
-    /// Every metric, in report order.
-    pub const ALL: [Metric; 23] = [
+    /// The figures of the plain workloads (1–5), in report order.
+    pub const MAIN: [Metric; 24] = [
         Metric::UpGbit,
         Metric::UpCpu,
         Metric::DownGbit,
@@ -62,9 +76,37 @@ impl Metric {
         Metric::ConnP99,
         Metric::ConnProxyCpu,
         Metric::ConnHarnessCpu,
+        Metric::ConnCpu,
         Metric::MemPerConn,
         Metric::SlowPeak,
         Metric::SlowGrowth,
+    ];
+    /// Refused against accepted-and-proxied connections.
+    pub const ACCESS: [Metric; 5] = [
+        Metric::RefusedRate,
+        Metric::RefusedP99,
+        Metric::RefusedCpu,
+        Metric::ConnRate,
+        Metric::ConnCpu,
+    ];
+    /// What enabling an allow list must not change.
+    pub const ALLOW: [Metric; 7] = [
+        Metric::UpGbit,
+        Metric::UpCpu,
+        Metric::DownGbit,
+        Metric::DownCpu,
+        Metric::Pp1P99,
+        Metric::Pp64Rps,
+        Metric::Pp64P99,
+    ];
+    /// TLS setups through a plain route and a route chosen by server name.
+    pub const TLS: [Metric; 6] = [
+        Metric::TlsRate,
+        Metric::TlsP99,
+        Metric::TlsCpu,
+        Metric::SniRate,
+        Metric::SniP99,
+        Metric::SniCpu,
     ];
 
     /// (label, unit, which way is better).
@@ -91,9 +133,21 @@ impl Metric {
             Metric::ConnP99 => ("3. connect + first byte p99", "µs", Lower),
             Metric::ConnProxyCpu => ("3. connection rate: proxy CPU busy", "% core", Lower),
             Metric::ConnHarnessCpu => ("3. connection rate: harness CPU busy", "% core", Lower),
+            Metric::ConnCpu => ("3. proxy CPU per connection", "µs", Lower),
             Metric::MemPerConn => ("4. RSS per idle connection", "KiB", Lower),
             Metric::SlowPeak => ("5. slow reader: peak RSS", "MiB", Lower),
             Metric::SlowGrowth => ("5. slow reader: peak − idle RSS", "KiB", Lower),
+            Metric::RefusedRate => ("6. refused connections (deny)", "conn/s", Higher),
+            Metric::RefusedP99 => ("6. connect to close, refused, p99", "µs", Lower),
+            Metric::RefusedCpu => ("6. proxy CPU per refused connection", "µs", Lower),
+            Metric::TlsRate => ("7. TLS setups, plain route", "conn/s", Higher),
+            Metric::TlsP99 => ("7. TLS setup p99, plain route", "µs", Lower),
+            Metric::TlsCpu => ("7. proxy CPU per TLS connection, plain", "µs", Lower),
+            Metric::SniRate => ("7. TLS setups, SNI route", "conn/s", Higher),
+            Metric::SniP99 => ("7. TLS setup p99, SNI route", "µs", Lower),
+            Metric::SniCpu => ("7. proxy CPU per TLS connection, SNI", "µs", Lower),
+            Metric::BwMean(_) => ("8. download rate ÷ setting, mean", "ratio", Higher),
+            Metric::BwWorst(_) => ("8. download rate ÷ setting, farthest", "ratio", Higher),
         }
     }
 }
@@ -189,7 +243,7 @@ pub fn format_value(v: f64) -> String {
 }
 
 /// `value ÷ reference` as `1.02×`, or `—` when either is missing or the reference is 0.
-fn format_ratio(value: Option<f64>, reference: Option<f64>) -> String {
+pub fn format_ratio(value: Option<f64>, reference: Option<f64>) -> String {
     match (value, reference) {
         (Some(v), Some(r)) if r != 0.0 => format!("{:.2}×", v / r),
         _ => "—".into(),
@@ -223,54 +277,40 @@ pub fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The comparisons of ringproxy with the baseline: `[ringproxy]` when both are measured.
-fn vs_baseline(kinds: &[Kind]) -> Vec<Kind> {
-    if kinds.contains(&Kind::Baseline) && kinds.contains(&Kind::Ringproxy) {
-        vec![Kind::Ringproxy]
-    } else {
-        Vec::new()
-    }
-}
-
-/// The main table: one row per metric, a column per target, then ringproxy's ratio to the
-/// baseline and each proxy's ratio to nginx and to direct.
-pub fn main_table(results: &Results, kinds: &[Kind], buffer: usize) -> String {
-    let proxies: Vec<Kind> = kinds
+/// A table of `metrics` (rows with no figure left out) with a column per target of
+/// `kinds` that has any figure, then one column per `(value, reference)` ratio whose two
+/// targets both have figures. `None` when no row has a figure.
+pub fn table(
+    results: &Results,
+    metrics: &[Metric],
+    kinds: &[Kind],
+    ratios: &[(Kind, Kind)],
+    buffer: usize,
+) -> Option<String> {
+    let has = |k: Kind| {
+        metrics
+            .iter()
+            .any(|&m| results.median(m, k, buffer).is_some())
+    };
+    let kinds: Vec<Kind> = kinds.iter().copied().filter(|&k| has(k)).collect();
+    let ratios: Vec<(Kind, Kind)> = ratios
         .iter()
         .copied()
-        .filter(|&k| k != Kind::Direct)
+        .filter(|&(v, r)| kinds.contains(&v) && kinds.contains(&r))
         .collect();
-    let has = |k: Kind| kinds.contains(&k);
     let mut header = vec![
         "workload / figure".to_string(),
         "unit".into(),
         "better".into(),
     ];
     header.extend(kinds.iter().map(|k| k.name().to_string()));
-    let vs_nginx: Vec<Kind> = if has(Kind::Nginx) {
-        proxies
-            .iter()
-            .copied()
-            .filter(|&k| k != Kind::Nginx)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let vs_direct: Vec<Kind> = if has(Kind::Direct) {
-        proxies.clone()
-    } else {
-        Vec::new()
-    };
-    let vs_baseline = vs_baseline(kinds);
     header.extend(
-        vs_baseline
+        ratios
             .iter()
-            .map(|k| format!("{} ÷ baseline", k.name())),
+            .map(|(v, r)| format!("{} ÷ {}", v.name(), r.name())),
     );
-    header.extend(vs_nginx.iter().map(|k| format!("{} ÷ nginx", k.name())));
-    header.extend(vs_direct.iter().map(|k| format!("{} ÷ direct", k.name())));
     let mut rows = Vec::new();
-    for metric in Metric::ALL {
+    for &metric in metrics {
         let value = |k: Kind| results.median(metric, k, buffer);
         if kinds.iter().all(|&k| value(k).is_none()) {
             continue;
@@ -288,23 +328,28 @@ pub fn main_table(results: &Results, kinds: &[Kind], buffer: usize) -> String {
         ];
         row.extend(kinds.iter().map(|&k| results.cell(metric, k, buffer)));
         row.extend(
-            vs_baseline
+            ratios
                 .iter()
-                .map(|&k| format_ratio(value(k), value(Kind::Baseline))),
-        );
-        row.extend(
-            vs_nginx
-                .iter()
-                .map(|&k| format_ratio(value(k), value(Kind::Nginx))),
-        );
-        row.extend(
-            vs_direct
-                .iter()
-                .map(|&k| format_ratio(value(k), value(Kind::Direct))),
+                .map(|&(v, r)| format_ratio(value(v), value(r))),
         );
         rows.push(row);
     }
-    markdown(&header, &rows)
+    (!rows.is_empty()).then(|| markdown(&header, &rows))
+}
+
+/// The main table's ratios: ringproxy to the baseline, each proxy of `kinds` to nginx and
+/// to direct.
+pub fn main_ratios(kinds: &[Kind]) -> Vec<(Kind, Kind)> {
+    let proxies = kinds.iter().copied().filter(|&k| k != Kind::Direct);
+    let mut ratios = vec![(Kind::Ringproxy, Kind::Baseline)];
+    ratios.extend(
+        proxies
+            .clone()
+            .filter(|&k| k != Kind::Nginx)
+            .map(|k| (k, Kind::Nginx)),
+    );
+    ratios.extend(proxies.map(|k| (k, Kind::Direct)));
+    ratios
 }
 
 /// The sweep table: one row per (metric, proxy), a column per buffer size, then per size
@@ -335,15 +380,17 @@ pub fn sweep_table(
         } else {
             &[]
         };
-        let ratios = vs_baseline(kinds)
-            .into_iter()
-            .map(|k| (k, Kind::Baseline))
-            .chain(
-                vs_nginx
-                    .iter()
-                    .filter(|&&k| k != Kind::Nginx)
-                    .map(|&k| (k, Kind::Nginx)),
-            );
+        let baseline = if kinds.contains(&Kind::Baseline) && kinds.contains(&Kind::Ringproxy) {
+            Some((Kind::Ringproxy, Kind::Baseline))
+        } else {
+            None
+        };
+        let ratios = baseline.into_iter().chain(
+            vs_nginx
+                .iter()
+                .filter(|&&k| k != Kind::Nginx)
+                .map(|&k| (k, Kind::Nginx)),
+        );
         for (k, reference) in ratios {
             let mut row = vec![
                 label.to_string(),

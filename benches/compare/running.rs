@@ -68,6 +68,7 @@ impl Running {
         addr: SocketAddr,
         cpu: Option<usize>,
         workers: usize,
+        probe: Probe,
     ) -> Result<Running, String> {
         let log = dir.join("stderr.log");
         let stderr = fs::File::create(&log).context(|| format!("create {}", log.display()))?;
@@ -110,13 +111,13 @@ impl Running {
             pid: pgid,
             pids: vec![pgid],
         };
-        running.wait_ready(workers)?;
+        running.wait_ready(workers, probe)?;
         Ok(running)
     }
 
-    /// Waits (up to 10 s) until one byte goes through the proxy and back, then finds the
-    /// processes to measure (nginx: its `workers` workers).
-    fn wait_ready(&mut self, workers: usize) -> Result<(), String> {
+    /// Waits (up to 10 s) until `probe` succeeds, then finds the processes to measure
+    /// (nginx: its `workers` workers).
+    fn wait_ready(&mut self, workers: usize, probe: Probe) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -126,7 +127,7 @@ impl Running {
                     self.logs()
                 ));
             }
-            if probe(self.addr).is_ok() {
+            if probe.check(self.addr).is_ok() {
                 break;
             }
             if Instant::now() > deadline {
@@ -209,8 +210,31 @@ impl Drop for Running {
     }
 }
 
+/// How a starting proxy is seen to be ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// A byte goes through to the plain backend and back (forwarding setups).
+    Echo,
+    /// A connection is accepted (setups that refuse clients or expect TLS).
+    Connect,
+}
+
+impl Probe {
+    /// One attempt.
+    fn check(self, addr: SocketAddr) -> std::io::Result<()> {
+        match self {
+            Probe::Echo => echo(addr),
+            Probe::Connect => {
+                let s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Connects, asks the backend to echo, and checks one byte comes back.
-fn probe(addr: SocketAddr) -> std::io::Result<()> {
+fn echo(addr: SocketAddr) -> std::io::Result<()> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     s.set_read_timeout(Some(Duration::from_millis(500)))?;
     s.write_all(b"E!")?;

@@ -1,12 +1,15 @@
-//! What is measured: no proxy (`direct`), ringproxy, another ringproxy build (`baseline`,
-//! with `--baseline`), nginx and HAProxy. Finds the programs, writes their configurations
-//! into a private temporary directory and starts them (pinned to the proxy CPU under
-//! `--cpus pinned`) on a free loopback port, each owned by a [`Running`] guard.
+//! What is measured: no proxy (`direct`), ringproxy with each engine (and with an allow
+//! list), another ringproxy build (`baseline`, with `--baseline`), nginx, HAProxy with and
+//! without splicing, and a Go `io.Copy` proxy. Finds the programs and starts them (pinned
+//! to the proxy CPU under `--cpus pinned`) on a free loopback port, configured for a
+//! [`Setup`], each owned by a [`Running`] guard.
 
-use crate::ringproxy::Ringproxy;
-use crate::running::{Running, private_dir};
+use crate::goproxy::GoProxy;
+use crate::haproxy::{self, Haproxy};
+use crate::nginx::{self, Nginx};
+use crate::ringproxy::{Flavour, Ringproxy};
+use crate::running::{Probe, Running, private_dir};
 use crate::sys::{self, Context};
-use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,24 +19,40 @@ use std::process::{Command, Stdio};
 pub enum Kind {
     /// The client talks to the backend itself.
     Direct,
-    /// The release binary of this crate.
+    /// The release binary of this crate, `engine = "ring"` (the default).
     Ringproxy,
+    /// The same binary with `--engine splice`.
+    RingproxySplice,
+    /// The same binary with `--engine auto`.
+    RingproxyAuto,
+    /// The same binary, ring engine, with `--allow 127.0.0.0/8` (a list every client
+    /// matches), to show what enabling allow/deny costs.
+    RingproxyAllow,
     /// Another ringproxy binary (`--baseline PATH`), started exactly like `Ringproxy`.
     Baseline,
     /// nginx with the stream module.
     Nginx,
     /// HAProxy in `mode tcp`.
     Haproxy,
+    /// HAProxy in `mode tcp` with `option splice-request` and `option splice-response`.
+    HaproxySplice,
+    /// A minimal Go `io.Copy` proxy (which splices).
+    Go,
 }
 
 impl Kind {
     /// Every target, in report order.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Direct,
         Kind::Ringproxy,
+        Kind::RingproxySplice,
+        Kind::RingproxyAuto,
+        Kind::RingproxyAllow,
         Kind::Baseline,
         Kind::Nginx,
         Kind::Haproxy,
+        Kind::HaproxySplice,
+        Kind::Go,
     ];
 
     /// The name used on the command line and in the report.
@@ -41,34 +60,57 @@ impl Kind {
         match self {
             Kind::Direct => "direct",
             Kind::Ringproxy => "ringproxy",
+            Kind::RingproxySplice => "ringproxy-splice",
+            Kind::RingproxyAuto => "ringproxy-auto",
+            Kind::RingproxyAllow => "ringproxy-allow",
             Kind::Baseline => "baseline",
             Kind::Nginx => "nginx",
             Kind::Haproxy => "haproxy",
+            Kind::HaproxySplice => "haproxy-splice",
+            Kind::Go => "go",
         }
+    }
+
+    /// How this crate's binary is started for this target, if it is one of its flavours.
+    fn flavour(self) -> Option<Flavour> {
+        let (engine, allow) = match self {
+            Kind::Ringproxy => (None, false),
+            Kind::RingproxySplice => (Some("splice"), false),
+            Kind::RingproxyAuto => (Some("auto"), false),
+            Kind::RingproxyAllow => (None, true),
+            _ => return None,
+        };
+        Some(Flavour { engine, allow })
     }
 }
 
-/// nginx as found on this machine.
-#[derive(Debug, Clone)]
-pub struct Nginx {
-    path: PathBuf,
-    /// `load_module` path when the stream module is dynamic; `None` when built in.
-    stream_module: Option<PathBuf>,
-    /// Whether `-e` (error log path on the command line, 1.19.5+) is understood.
-    has_e_flag: bool,
-    /// Whether `proxy_half_close` (1.21.4+) exists; without it nginx ends the session at
-    /// the first FIN, and the upload workload cannot get its byte count back.
-    has_half_close: bool,
-    /// `nginx -v`.
-    pub version: String,
+/// How a proxy is configured for a workload. Every variant names the backend(s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// Forward every client to the backend.
+    Forward(SocketAddr),
+    /// Refuse every client (they all come from 127.0.0.1) by the proxy's own access rule:
+    /// ringproxy `--deny 127.0.0.0/8`, nginx `deny all`, HAProxy `tcp-request connection
+    /// reject`.
+    Deny(SocketAddr),
+    /// Forward with a per-connection upstream → client rate, bytes per second (ringproxy
+    /// `--download-rate`; not measured on other proxies).
+    DownloadRate(SocketAddr, u64),
+    /// Two routes on one address chosen by the ClientHello's server name:
+    /// [`crate::tls::SNI_NAME`] to `a`, anything else to `fallback` (ringproxy `sni`
+    /// routes, nginx `ssl_preread` + `map`, HAProxy `req.ssl_sni` + `use_backend`).
+    Sni { a: SocketAddr, fallback: SocketAddr },
 }
 
-/// HAProxy as found on this machine.
-#[derive(Debug, Clone)]
-pub struct Haproxy {
-    path: PathBuf,
-    /// First line of `haproxy -v`.
-    pub version: String,
+/// What a proxy's configuration needs besides the setup.
+pub struct Limits {
+    /// nginx's `worker_processes`.
+    pub workers: usize,
+    /// nginx's `worker_rlimit_nofile`; what HAProxy may open.
+    pub fd_limit: u64,
+    /// Connections the proxy should hold (HAProxy `maxconn`; nginx's
+    /// `worker_connections` is twice that, plus 64).
+    pub max_conns: usize,
 }
 
 /// The programs available and the limits every proxy is configured with.
@@ -84,6 +126,8 @@ pub struct Tools {
     pub nginx: Option<Nginx>,
     /// HAProxy, when installed.
     pub haproxy: Option<Haproxy>,
+    /// The Go proxy, when Go is installed.
+    pub go: Option<GoProxy>,
     /// Connection limit given to every proxy (`--max-conns`, `maxconn`, half of nginx's
     /// `worker_connections`).
     pub max_conns: usize,
@@ -95,13 +139,15 @@ pub struct Tools {
 
 impl Tools {
     /// Finds the programs; every one that is missing or unusable adds a line to `notes`.
-    /// `ringproxy` and `baseline` must run; nginx and HAProxy are optional.
+    /// `ringproxy` and `baseline` must run; the others are optional. The Go proxy is built
+    /// only when `want_go`.
     pub fn detect(
         ringproxy: &Path,
         baseline: Option<&Path>,
         workers: usize,
         fd_limit: u64,
         proxy_cpu: Option<usize>,
+        want_go: bool,
         notes: &mut Vec<String>,
     ) -> Result<Tools, String> {
         Ok(Tools {
@@ -110,8 +156,14 @@ impl Tools {
                 .map(|path| Ringproxy::detect(Kind::Baseline, path, workers, notes))
                 .transpose()?,
             nginx_workers: workers,
-            nginx: detect_nginx(notes),
-            haproxy: detect_haproxy(notes),
+            nginx: nginx::detect(notes),
+            haproxy: haproxy::detect(notes),
+            go: if want_go {
+                GoProxy::build(ringproxy, notes)
+            } else {
+                None
+            },
+            // What is left (at least 2000) serves the splice engine's pipes.
             max_conns: (fd_limit.saturating_sub(2000) / 2).clamp(64, 9000) as usize,
             fd_limit,
             proxy_cpu,
@@ -121,134 +173,80 @@ impl Tools {
     /// Whether `kind` can be measured here.
     pub fn available(&self, kind: Kind) -> bool {
         match kind {
-            Kind::Direct | Kind::Ringproxy => true,
+            Kind::Direct
+            | Kind::Ringproxy
+            | Kind::RingproxySplice
+            | Kind::RingproxyAuto
+            | Kind::RingproxyAllow => true,
             Kind::Baseline => self.baseline.is_some(),
             Kind::Nginx => self.nginx.is_some(),
-            Kind::Haproxy => self.haproxy.is_some(),
+            Kind::Haproxy | Kind::HaproxySplice => self.haproxy.is_some(),
+            Kind::Go => self.go.is_some(),
         }
     }
 
-    /// Starts proxy `kind` in front of `backend`, with `buffer` bytes per direction, and
-    /// waits until a byte makes the round trip through it.
-    pub fn start(&self, kind: Kind, buffer: usize, backend: SocketAddr) -> Result<Running, String> {
+    /// Starts proxy `kind` configured for `setup`, with `buffer` bytes per direction, and
+    /// waits until `probe` goes through.
+    pub fn start(
+        &self,
+        kind: Kind,
+        buffer: usize,
+        setup: Setup,
+        probe: Probe,
+    ) -> Result<Running, String> {
         let dir = private_dir(kind)?;
         let port = sys::free_port().context(|| "find a free port".into())?;
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let not_here = || format!("{} is not available", kind.name());
+        let limits = Limits {
+            workers: self.nginx_workers,
+            fd_limit: self.fd_limit,
+            max_conns: self.max_conns,
+        };
         let command = match kind {
             Kind::Direct => return Err("direct has no proxy to start".into()),
-            Kind::Ringproxy => self
-                .ringproxy
-                .command(listen, backend, buffer, self.max_conns),
-            Kind::Baseline => self
-                .baseline
+            Kind::Baseline => self.baseline.as_ref().ok_or_else(not_here)?.command(
+                &dir,
+                listen,
+                setup,
+                buffer,
+                self.max_conns,
+                Flavour::default(),
+            )?,
+            Kind::Nginx => self
+                .nginx
                 .as_ref()
-                .ok_or("baseline needs --baseline PATH")?
-                .command(listen, backend, buffer, self.max_conns),
-            Kind::Nginx => self.nginx_command(&dir, listen, backend, buffer)?,
-            Kind::Haproxy => self.haproxy_command(&dir, listen, backend, buffer)?,
+                .ok_or_else(not_here)?
+                .command(&dir, listen, setup, buffer, &limits)?,
+            Kind::Haproxy | Kind::HaproxySplice => {
+                self.haproxy.as_ref().ok_or_else(not_here)?.command(
+                    &dir,
+                    listen,
+                    setup,
+                    buffer,
+                    &limits,
+                    kind == Kind::HaproxySplice,
+                )?
+            }
+            Kind::Go => match setup {
+                Setup::Forward(backend) => self
+                    .go
+                    .as_ref()
+                    .ok_or_else(not_here)?
+                    .command(listen, backend),
+                _ => return Err("go: only forwarding is measured".into()),
+            },
+            _ => {
+                let flavour = kind.flavour().ok_or_else(not_here)?;
+                self.ringproxy
+                    .command(&dir, listen, setup, buffer, self.max_conns, flavour)?
+            }
         };
         let workers = match kind {
             Kind::Nginx => self.nginx_workers,
             _ => 1,
         };
-        Running::spawn(kind, command, dir, listen, self.proxy_cpu, workers)
-    }
-
-    /// nginx's command line, after writing its configuration into `dir`.
-    fn nginx_command(
-        &self,
-        dir: &Path,
-        listen: SocketAddr,
-        backend: SocketAddr,
-        buffer: usize,
-    ) -> Result<Command, String> {
-        let nginx = self.nginx.as_ref().ok_or("nginx is not available")?;
-        let load = nginx
-            .stream_module
-            .as_ref()
-            .map(|m| format!("load_module {};\n", m.display()))
-            .unwrap_or_default();
-        let half_close = if nginx.has_half_close {
-            "proxy_half_close on;"
-        } else {
-            "# proxy_half_close needs nginx 1.21.4"
-        };
-        // Several workers each get their own listening socket, as ringproxy's workers do.
-        let reuseport = if self.nginx_workers > 1 {
-            " reuseport"
-        } else {
-            ""
-        };
-        let d = dir.display();
-        let config = format!(
-            "# generated by benches/compare.rs\n\
-             {load}daemon off;\n\
-             master_process on;\n\
-             worker_processes {workers};\n\
-             worker_rlimit_nofile {fd};\n\
-             pid {d}/nginx.pid;\n\
-             error_log {d}/error.log warn;\n\
-             events {{\n    worker_connections {wc};\n}}\n\
-             stream {{\n\
-             \x20   access_log off;\n\
-             \x20   server {{\n\
-             \x20       listen {listen} backlog=1024{reuseport};\n\
-             \x20       proxy_pass {backend};\n\
-             \x20       proxy_buffer_size {buffer};\n\
-             \x20       proxy_connect_timeout 5s;\n\
-             \x20       proxy_timeout 10m;\n\
-             \x20       {half_close}\n\
-             \x20   }}\n\
-             }}\n",
-            workers = self.nginx_workers,
-            fd = self.fd_limit,
-            wc = self.max_conns * 2 + 64,
-        );
-        let conf = dir.join("nginx.conf");
-        fs::write(&conf, config).context(|| format!("write {}", conf.display()))?;
-        let mut cmd = Command::new(&nginx.path);
-        cmd.arg("-p").arg(dir).arg("-c").arg(&conf);
-        if nginx.has_e_flag {
-            cmd.arg("-e").arg(dir.join("error.log"));
-        }
-        Ok(cmd)
-    }
-
-    /// HAProxy's command line, after writing its configuration into `dir`.
-    fn haproxy_command(
-        &self,
-        dir: &Path,
-        listen: SocketAddr,
-        backend: SocketAddr,
-        buffer: usize,
-    ) -> Result<Command, String> {
-        let haproxy = self.haproxy.as_ref().ok_or("HAProxy is not available")?;
-        let config = format!(
-            "# generated by benches/compare.rs\n\
-             global\n\
-             \x20   nbthread 1\n\
-             \x20   maxconn {maxconn}\n\
-             \x20   tune.bufsize {buffer}\n\
-             \x20   pidfile {pid}\n\
-             defaults\n\
-             \x20   mode tcp\n\
-             \x20   timeout connect 5s\n\
-             \x20   timeout client 10m\n\
-             \x20   timeout server 10m\n\
-             frontend bench\n\
-             \x20   bind {listen}\n\
-             \x20   backlog 1024\n\
-             \x20   default_backend upstream\n\
-             backend upstream\n\
-             \x20   server backend {backend}\n",
-            maxconn = self.max_conns,
-            pid = dir.join("haproxy.pid").display(),
-        );
-        let conf = dir.join("haproxy.cfg");
-        fs::write(&conf, config).context(|| format!("write {}", conf.display()))?;
-        let mut cmd = Command::new(&haproxy.path);
-        cmd.arg("-f").arg(&conf).arg("-db");
-        Ok(cmd)
+        Running::spawn(kind, command, dir, listen, self.proxy_cpu, workers, probe)
     }
 }
 
@@ -265,94 +263,10 @@ pub fn output_of(program: &Path, args: &[&str]) -> std::io::Result<(String, Stri
 }
 
 /// Looks for `name` in `PATH`, then in the sbin directories root's tools live in.
-fn find_program(name: &str) -> Option<PathBuf> {
+pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-}
-
-/// Finds nginx and its stream module; `None` (with a note) when either is missing.
-fn detect_nginx(notes: &mut Vec<String>) -> Option<Nginx> {
-    let Some(path) = find_program("nginx") else {
-        notes.push("nginx skipped: not installed (apt-get install -y nginx)".into());
-        return None;
-    };
-    let Ok((_, configure)) = output_of(&path, &["-V"]) else {
-        notes.push(format!("nginx skipped: {} -V failed", path.display()));
-        return None;
-    };
-    let version = configure
-        .lines()
-        .next()
-        .unwrap_or("nginx")
-        .trim()
-        .to_string();
-    let stream_module = if configure.contains("--with-stream=dynamic") {
-        let candidates = [
-            "/usr/lib/nginx/modules/ngx_stream_module.so",
-            "/usr/share/nginx/modules/ngx_stream_module.so",
-            "/usr/lib64/nginx/modules/ngx_stream_module.so",
-        ];
-        match candidates.iter().map(PathBuf::from).find(|p| p.is_file()) {
-            Some(module) => Some(module),
-            None => {
-                notes.push(
-                    "nginx skipped: its stream module is not installed \
-                     (apt-get install -y libnginx-mod-stream)"
-                        .into(),
-                );
-                return None;
-            }
-        }
-    } else if configure.contains("--with-stream") {
-        None
-    } else {
-        notes.push("nginx skipped: built without the stream module".into());
-        return None;
-    };
-    Some(Nginx {
-        has_e_flag: nginx_at_least(&version, (1, 19, 5)),
-        has_half_close: nginx_at_least(&version, (1, 21, 4)),
-        path,
-        stream_module,
-        version,
-    })
-}
-
-/// Whether `nginx version: nginx/X.Y.Z` is at least `min`.
-fn nginx_at_least(version: &str, min: (u32, u32, u32)) -> bool {
-    let Some(number) = version.rsplit('/').next() else {
-        return false;
-    };
-    let parts: Vec<u32> = number
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    match parts.as_slice() {
-        [a, b, c, ..] => (*a, *b, *c) >= min,
-        _ => false,
-    }
-}
-
-/// Finds HAProxy; `None` (with a note) when missing.
-fn detect_haproxy(notes: &mut Vec<String>) -> Option<Haproxy> {
-    let Some(path) = find_program("haproxy") else {
-        notes.push("haproxy skipped: not installed (apt-get install -y haproxy)".into());
-        return None;
-    };
-    match output_of(&path, &["-v"]) {
-        Ok((out, _)) => Some(Haproxy {
-            version: out.lines().next().unwrap_or("HAProxy").trim().to_string(),
-            path,
-        }),
-        Err(e) => {
-            notes.push(format!(
-                "haproxy skipped: {} -v failed: {e}",
-                path.display()
-            ));
-            None
-        }
-    }
 }

@@ -18,17 +18,13 @@ const STALL: Duration = Duration::from_secs(10);
 const CHUNK: usize = 256 * 1024;
 /// Ping-pong message size.
 pub const MESSAGE: usize = 64;
-/// Bytes each connection-rate client sends and gets back (after the mode byte).
-const HELLO: usize = 16;
-/// Client threads of the connection-rate workload.
-pub const RATE_THREADS: usize = 4;
 /// Time the slow reader leaves the flood unread.
 pub const SLOW_STALL: Duration = Duration::from_secs(2);
 /// Bytes the backend sends the slow reader in all.
 pub const SLOW_TOTAL: u64 = 256 << 20;
 
 /// The part of a run that is not recorded: a tenth, at most half a second.
-fn warmup(run: Duration) -> Duration {
+pub fn warmup(run: Duration) -> Duration {
     (run / 10).min(Duration::from_millis(500))
 }
 
@@ -44,7 +40,7 @@ fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
 }
 
 /// Closes with RST (SO_LINGER 0), so the client keeps no TIME_WAIT entry.
-fn close_with_reset<S: AsFd>(s: S) {
+pub fn close_with_reset<S: AsFd>(s: S) {
     let _ = SockRef::from(&s).set_linger(Some(Duration::ZERO));
 }
 
@@ -97,14 +93,15 @@ pub struct Busy {
 }
 
 /// CPU seconds of the proxy and of the harness at the start of a run.
-struct BusyMeter {
+pub struct BusyMeter {
     proxy: CpuMeter,
     harness: f64,
     start: Instant,
 }
 
 impl BusyMeter {
-    fn start(proxy: &[Pid]) -> Result<BusyMeter, String> {
+    /// Reads the counters now.
+    pub fn start(proxy: &[Pid]) -> Result<BusyMeter, String> {
         Ok(BusyMeter {
             proxy: CpuMeter::start(proxy)?,
             harness: own_cpu_seconds()?,
@@ -112,7 +109,13 @@ impl BusyMeter {
         })
     }
 
-    fn finish(&self) -> Result<Busy, String> {
+    /// Proxy CPU seconds used since `start`; `None` without a proxy.
+    pub fn proxy_seconds(&self) -> Result<Option<f64>, String> {
+        self.proxy.used()
+    }
+
+    /// How busy both sides were since `start`.
+    pub fn finish(&self) -> Result<Busy, String> {
         let wall = self.start.elapsed().as_secs_f64();
         Ok(Busy {
             proxy: self.proxy.used()?.map(|used| used / wall * 100.0),
@@ -208,7 +211,7 @@ pub struct Percentiles {
 
 impl Percentiles {
     /// Nearest-rank percentiles of `samples` (nanoseconds), which it sorts.
-    fn of(samples: &mut [u64]) -> Option<Percentiles> {
+    pub fn of(samples: &mut [u64]) -> Option<Percentiles> {
         if samples.is_empty() {
             return None;
         }
@@ -360,103 +363,6 @@ pub fn ping_pong(
     let rps = rec.latencies.len() as f64 / (rec.end - rec.recording).as_secs_f64();
     let latency = Percentiles::of(&mut rec.latencies).ok_or("ping-pong: no exchange completed")?;
     Ok(PingPong { rps, latency, busy })
-}
-
-/// Result of a connection-rate run.
-pub struct ConnRate {
-    /// Completed connect-exchange-close cycles per second.
-    pub per_sec: f64,
-    /// Connect start to first response byte.
-    pub latency: Percentiles,
-    /// Cycles that failed (refused, reset, timed out).
-    pub errors: u64,
-    /// The first failure, for the notes.
-    pub first_error: Option<String>,
-    pub busy: Busy,
-}
-
-/// One cycle: connect, send `HELLO` bytes, read them back; the backend closes first (FIN,
-/// so TIME_WAIT stays on its listening side), the client closes with RST. Returns the
-/// time from the start of the connect to the first response byte.
-fn one_connection(addr: SocketAddr) -> std::io::Result<Duration> {
-    let start = Instant::now();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_nodelay(true)?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut hello = [b'h'; HELLO + 2];
-    hello[0] = b'C';
-    hello[1] = HELLO as u8;
-    s.write_all(&hello)?;
-    let mut buf = [0u8; HELLO];
-    let mut got = 0;
-    let mut first = None;
-    while got < HELLO {
-        match s.read(&mut buf[got..])? {
-            0 => {
-                return Err(std::io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    "closed early",
-                ));
-            }
-            n => got += n,
-        }
-        first.get_or_insert_with(|| start.elapsed());
-    }
-    close_with_reset(s);
-    Ok(first.unwrap_or_default())
-}
-
-/// `RATE_THREADS` blocking clients open, use and close connections for `run`.
-pub fn connection_rate(addr: SocketAddr, run: Duration, proxy: &[Pid]) -> Result<ConnRate, String> {
-    let meter = BusyMeter::start(proxy)?;
-    let start = Instant::now();
-    let (recording, end) = (start + warmup(run), start + run);
-    let workers: Vec<_> = (0..RATE_THREADS)
-        .map(|i| {
-            std::thread::Builder::new()
-                .name(format!("rate-{i}"))
-                .spawn(move || {
-                    let (mut lat, mut errors, mut first_error) = (Vec::new(), 0u64, None);
-                    loop {
-                        let t = Instant::now();
-                        if t >= end {
-                            break;
-                        }
-                        match one_connection(addr) {
-                            Ok(d) if t >= recording && Instant::now() <= end => {
-                                lat.push(d.as_nanos() as u64)
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                errors += 1;
-                                first_error.get_or_insert_with(|| e.to_string());
-                            }
-                        }
-                    }
-                    (lat, errors, first_error)
-                })
-                .context(|| "start a client thread".into())
-        })
-        .collect::<Result<_, _>>()?;
-    let mut all = Vec::new();
-    let (mut errors, mut first_error) = (0, None);
-    for w in workers {
-        let (lat, e, first) = w.join().map_err(|_| "a client thread panicked")?;
-        all.extend(lat);
-        errors += e;
-        first_error = first_error.or(first);
-    }
-    let busy = meter.finish()?;
-    let per_sec = all.len() as f64 / (end - recording).as_secs_f64();
-    let latency = Percentiles::of(&mut all)
-        .ok_or_else(|| format!("no connection completed: {first_error:?}"))?;
-    Ok(ConnRate {
-        per_sec,
-        latency,
-        errors,
-        first_error,
-        busy,
-    })
 }
 
 /// Resident memory of the processes `pids` together, KiB (`VmRSS`).
