@@ -131,6 +131,8 @@ pub struct Snapshot {
     pub rings: RingSnapshot,
     /// Its histograms and check results so far.
     pub observed: Observed,
+    /// Its active health check results so far (kept by its checks).
+    pub checks: CheckCounts,
 }
 
 /// A server's administrative state, apart from its health: `Down` is `down = true` in the
@@ -193,7 +195,7 @@ pub struct CheckCounts {
 }
 
 /// What a loop has observed over its life: cumulative histograms (buffer fill sampled once
-/// a second, connect times, connection lifetimes) and check results. Never reset, so every
+/// a second, connect times, connection lifetimes). Never reset, so every
 /// series only grows; reloads keep it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Observed {
@@ -204,8 +206,6 @@ pub struct Observed {
     pub connect: Histogram,
     /// Seconds from accept to close, per pair.
     pub duration: Histogram,
-    /// Active health check results.
-    pub checks: CheckCounts,
 }
 
 impl Default for Observed {
@@ -214,7 +214,6 @@ impl Default for Observed {
             occupancy: Histogram::new(OCCUPANCY_BOUNDS),
             connect: Histogram::new(CONNECT_BOUNDS),
             duration: Histogram::new(DURATION_BOUNDS),
-            checks: CheckCounts::default(),
         }
     }
 }

@@ -104,9 +104,9 @@ pub(super) fn process_families(out: &mut Out, snapshots: &[Snapshot], process: &
 
     let mut checks = CheckCounts::default();
     for s in snapshots {
-        checks.passed += s.observed.checks.passed;
-        checks.failed += s.observed.checks.failed;
-        checks.timed_out += s.observed.checks.timed_out;
+        checks.passed += s.checks.passed;
+        checks.failed += s.checks.failed;
+        checks.timed_out += s.checks.timed_out;
     }
     let name = "ringproxy_health_checks_total";
     out.header(name, "Active health check probes, by result.", "counter");

@@ -430,12 +430,11 @@ impl Proxy {
 
     /// This loop's snapshot at `now`.
     fn snapshot(&self, now: Instant) -> Snapshot {
-        let mut observed = self.observed;
-        observed.checks = self.health.checks();
         let counters = snapshot::LoopCounters {
             worker: self.worker,
             io: &self.io,
-            observed: &observed,
+            observed: &self.observed,
+            checks: self.health.checks(),
             access_log_dropped: self.access_log.as_ref().map_or(0, AccessLog::dropped),
         };
         snapshot::snapshot(counters, &self.routes, &self.pairs, now)

@@ -6,7 +6,8 @@ use crate::buffer::Buffer;
 use crate::histogram::Histogram;
 use crate::pair::{Pair, Stream};
 use crate::stats::{
-    IoStats, Observed, RingSnapshot, RouteSnapshot, ServerSnapshot, ServerStats, Snapshot,
+    CheckCounts, IoStats, Observed, RingSnapshot, RouteSnapshot, ServerSnapshot, ServerStats,
+    Snapshot,
 };
 use slab::Slab;
 use std::time::{Duration, Instant};
@@ -19,6 +20,8 @@ pub(super) struct LoopCounters<'a> {
     pub io: &'a IoStats,
     /// Its histograms and check results.
     pub observed: &'a Observed,
+    /// Its health check results.
+    pub checks: CheckCounts,
     /// Access-log lines dropped so far.
     pub access_log_dropped: u64,
 }
@@ -49,6 +52,7 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
         worker,
         io,
         observed,
+        checks,
         access_log_dropped,
     } = counters;
     // Counters include what open pairs have delivered so far, so long-lived connections show
@@ -135,5 +139,6 @@ pub(super) fn snapshot<S: Stream, B: Buffer>(
         },
         rings,
         observed: *observed,
+        checks,
     }
 }
