@@ -402,10 +402,12 @@ impl Bench {
         let setup = self.setup(workload.need())?;
         let proxy = match kind {
             Kind::Direct => None,
-            _ => Some(
-                self.tools
-                    .start(kind, buffer, setup, workload.need().probe())?,
-            ),
+            _ => Some(self.tools.start(
+                kind,
+                (buffer, self.opts.pipe_size),
+                setup,
+                workload.need().probe(),
+            )?),
         };
         if let Some(p) = &proxy
             && let Some(&pid) = p.pids.first()

@@ -258,15 +258,15 @@ impl Buffer for Engine {
     }
 }
 
-/// What the `engine` of a route with `buffer_size` means on this machine, for the start
-/// line and `--check`: `engine splice, pipes of 16384 bytes` (the kernel rounds pipe sizes
-/// up to whole pages, a power of two of them), or why pipes cannot be had here.
-pub fn describe(mode: EngineMode, buffer_size: usize) -> String {
+/// What the `engine` of a route with pipes of `pipe_size` means on this machine, for the
+/// start line and `--check`: `engine splice, pipes of 16384 bytes` (the kernel rounds pipe
+/// sizes up to whole pages, a power of two of them), or why pipes cannot be had here.
+pub fn describe(mode: EngineMode, pipe_size: usize) -> String {
     if mode == EngineMode::Ring {
         return "engine ring".into();
     }
-    match pipe::probe_size(buffer_size) {
-        Ok(size) => format!("engine {}, pipes of {size} bytes", mode.name()),
+    match pipe::probe_size(pipe_size) {
+        Ok(pipes) => format!("engine {}, {pipes}", mode.name()),
         Err(e) => format!(
             "engine {}, but no pipe can be made here ({e}): rings",
             mode.name()

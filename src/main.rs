@@ -103,7 +103,8 @@ fn check_config(config: &ringproxy::config::ValidConfig) -> ExitCode {
         .iter()
         .filter(|r| r.settings.engine != EngineMode::Ring)
     {
-        let engine = ringproxy::engine::describe(route.settings.engine, route.settings.buffer_size);
+        let engine =
+            ringproxy::engine::describe(route.settings.engine, route.settings.pipe_bytes());
         eprintln!("ringproxy: route {}: {engine}", route.name);
     }
     print!("{}", file::render(config));

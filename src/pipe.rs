@@ -2,14 +2,16 @@
 //! `splice(2)`, so the bytes never enter user space.
 //!
 //! A [`Pipe`] counts the bytes it holds itself (the kernel does not say), and is full at its
-//! byte capacity — the effective pipe size: the route's buffer size as the kernel rounds it
-//! (up to whole pages, a power of two of them: 10000 bytes become 16384).
+//! byte capacity — the effective pipe size: the route's `pipe_size` (its `buffer_size` when
+//! unset) as the kernel rounds it (up to whole pages, a power of two of them: 10000 bytes
+//! become 16384), kept with each pipe.
 //! The pitfall every splicing proxy meets: a pipe has a fixed number of page slots, so small
 //! segments can fill it long before its byte capacity, and a splice into it then fails with
 //! `EAGAIN` although the socket still has data. [`Pipe::fill`] therefore reports `EAGAIN`
 //! as [`Stop::WouldBlock`] (the socket is empty) only when the pipe is empty; otherwise as
 //! [`Stop::Full`], which keeps the source's readiness, so reading resumes as soon as the
-//! pipe drains. `SPLICE_F_NONBLOCK` makes only the pipe non-blocking; the sockets are
+//! pipe drains. A short splice into the pipe stops a fill the same way: the call after it
+//! would only fail with `EAGAIN` (one splice fewer per short read). `SPLICE_F_NONBLOCK` makes only the pipe non-blocking; the sockets are
 //! non-blocking themselves.
 //!
 //! [`PipePool`] keeps empty pipes for reuse and creates new ones within a per-loop count
@@ -26,11 +28,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 const FLAGS: SpliceFlags = SpliceFlags::NONBLOCK.union(SpliceFlags::MOVE);
 
-/// The two ends of one kernel pipe.
+/// The two ends of one kernel pipe and its effective size.
 #[derive(Debug)]
 pub struct PipeEnds {
     read: OwnedFd,
     write: OwnedFd,
+    size: u32,
 }
 
 /// One direction's kernel pipe, or none (then it is empty and full, like a detached ring).
@@ -98,8 +101,12 @@ impl Pipe {
                     moved += n;
                     stats.reads += 1;
                     stats.read_bytes += n as u64;
-                    // A short splice may mean the socket is empty or the pipe's slots are
-                    // used up; the next call tells which.
+                    if n < want {
+                        // The socket is empty or the pipe's slots are used up. Asking again
+                        // now would only fail with EAGAIN: the source keeps its readiness
+                        // and the next round, after the pipe drained, tells which.
+                        return progress(moved, Stop::Full);
+                    }
                 }
                 Err(rustix::io::Errno::INTR) => {}
                 Err(rustix::io::Errno::AGAIN) if self.len > 0 => {
@@ -219,9 +226,6 @@ pub struct PipePool {
     max_free: usize,
     free: Vec<PipeEnds>,
     count: Arc<PipeCount>,
-    /// The effective size of the last pipe made (the kernel rounds sizes up to whole pages
-    /// and a power of two of them), 0 before the first.
-    effective: usize,
 }
 
 impl PipePool {
@@ -232,7 +236,6 @@ impl PipePool {
             max_free,
             free: Vec::new(),
             count,
-            effective: 0,
         }
     }
 
@@ -244,29 +247,20 @@ impl PipePool {
         }
         let ends = match self.free.pop() {
             Some(ends) => ends,
-            None => self.make()?,
+            None => self.open()?,
         };
-        pipe.ends = Some(ends);
         pipe.len = 0;
-        pipe.capacity = self.effective.min(u32::MAX as usize) as u32;
+        pipe.capacity = ends.size;
+        pipe.ends = Some(ends);
         Ok(())
     }
 
-    fn make(&mut self) -> io::Result<PipeEnds> {
+    fn open(&mut self) -> io::Result<PipeEnds> {
         if !self.count.take() {
             return Err(io::Error::other("the pipe count is used up"));
         }
-        let made = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).and_then(|(read, write)| {
-            let size =
-                fcntl_setpipe_size(&write, self.size).or_else(|_| fcntl_getpipe_size(&write))?;
-            Ok((PipeEnds { read, write }, size))
-        });
-        match made {
-            Ok((ends, size)) => {
-                // The kernel rounds up to whole pages, a power of two of them.
-                self.effective = size;
-                Ok(ends)
-            }
+        match make(self.size) {
+            Ok((ends, _)) => Ok(ends),
             Err(e) => {
                 self.count.give();
                 Err(e.into())
@@ -300,12 +294,6 @@ impl PipePool {
         self.free.len()
     }
 
-    /// The effective pipe size (the route's buffer size as the kernel rounds it), once a
-    /// pipe was made.
-    pub fn effective_size(&self) -> usize {
-        self.effective
-    }
-
     /// The count it creates pipes within.
     pub fn count(&self) -> &Arc<PipeCount> {
         &self.count
@@ -320,11 +308,33 @@ impl Drop for PipePool {
     }
 }
 
-/// The effective size of a pipe of `size` bytes here (a pipe is made and closed), or why
-/// there is none: for the start line and `--check`.
-pub fn probe_size(size: usize) -> io::Result<usize> {
-    let (_read, write) = pipe_with(PipeFlags::CLOEXEC)?;
-    Ok(fcntl_setpipe_size(&write, size)?)
+/// A new non-blocking pipe asked to hold `size` bytes, and why it holds another size (the
+/// kernel refused `F_SETPIPE_SZ`: beyond `/proc/sys/fs/pipe-max-size` or the user's pipe
+/// pages; it then keeps the size it was made with).
+fn make(size: usize) -> rustix::io::Result<(PipeEnds, Option<rustix::io::Errno>)> {
+    let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+    let (size, refusal) = match fcntl_setpipe_size(&write, size) {
+        // The kernel rounds up to whole pages, a power of two of them.
+        Ok(size) => (size, None),
+        Err(e) => (fcntl_getpipe_size(&write)?, Some(e)),
+    };
+    let size = size.min(u32::MAX as usize) as u32;
+    Ok((PipeEnds { read, write, size }, refusal))
+}
+
+/// What a pipe asked to hold `size` bytes holds here (a pipe is made and closed), for the
+/// start line and `--check`: `pipes of 16384 bytes`, with the kernel's refusal when it kept
+/// another size; `Err` when no pipe can be made.
+pub fn probe_size(size: usize) -> io::Result<String> {
+    let (ends, refusal) = make(size)?;
+    Ok(match refusal {
+        None => format!("pipes of {} bytes", ends.size),
+        Some(e) => format!(
+            "pipes of {} bytes (the kernel refused {size}: {}; see /proc/sys/fs/pipe-max-size)",
+            ends.size,
+            io::Error::from(e)
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -423,7 +433,12 @@ mod tests {
         assert!(b.has_pipe(), "a pipe holding data is not taken back");
         pool.release(&mut b);
         assert_eq!(pool.count().open(), 0, "closed");
-        assert!(probe_size(16 * 1024).unwrap() >= 4096);
+        assert_eq!(probe_size(16 * 1024).unwrap(), "pipes of 16384 bytes");
+        assert_eq!(
+            probe_size(10_000).unwrap(),
+            "pipes of 16384 bytes",
+            "rounded"
+        );
     }
 
     #[test]

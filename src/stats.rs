@@ -357,7 +357,8 @@ pub struct ConnView {
     pub stall_up: Duration,
     /// Same, upstream → client.
     pub stall_down: Duration,
-    /// Bytes each direction's buffer holds at most (the route's `buffer_size`).
+    /// Bytes each direction's buffer holds at most (the route's `buffer_size`, or its pipe
+    /// size when that is larger and the engine splices).
     pub buffer_size: usize,
 }
 

@@ -2,10 +2,12 @@
 //! other files): the tail of a response written in MSS-sized pieces with pauses is never
 //! stuck behind a pipe whose page slots filled first; with no pipe to be had every direction
 //! falls back to a ring and still delivers every byte (counted); an idle connection holds no
-//! pipe, so it costs its two sockets whatever it moved before.
+//! pipe, so it costs its two sockets whatever it moved before; `pipe_size` sizes pipes apart
+//! from the rings.
 
 mod common;
 
+use common::admin::{Admin, file, listen_of, route};
 use common::logs::scrape;
 use common::*;
 use ringproxy::engine::EngineMode;
@@ -138,4 +140,43 @@ fn an_idle_connection_holds_no_pipe() {
     );
     assert!(pipes > pipes_before, "the pipes were used");
     drop(clients);
+}
+
+#[test]
+fn pipes_take_their_own_size_beside_the_rings() {
+    setup();
+    // 4 KiB rings, 64 KiB pipes. A client with a small receive buffer that stops reading
+    // stalls the chain: the upstream → client pipe fills past the ring's 4 KiB (the admin
+    // shows it), and every byte still arrives once the client reads.
+    let total = 32 << 20;
+    let backend = trickling(total, 64 << 10, usize::MAX, 3);
+    let keys = "buffer_size = 4096\nengine = \"splice\"\npipe_size = \"64k\"";
+    let admin = Admin::start(
+        "pipe-size",
+        &file("", &route("bulk", &[backend.addr], keys)),
+        &[],
+    );
+    let start = admin.proxy.log().join("\n");
+    assert!(
+        start.contains("buffer-size 4096 bytes") && start.contains("pipes of 65536 bytes"),
+        "{start}"
+    );
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .connect_timeout(&listen_of(&admin, "bulk").into(), IO_TIMEOUT)
+        .unwrap();
+    let mut client: TcpStream = socket.into();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut fill = 0;
+    let filled = wait_until(IO_TIMEOUT, || {
+        fill = admin
+            .connections("")
+            .first()
+            .map_or(0, |c| c["fill_down"].as_u64().unwrap());
+        fill > 4096
+    });
+    assert!(filled, "the pipe held at most {fill} bytes");
+    let (got, end) = Pattern::new(3).read_from(&mut client, total, IO_TIMEOUT);
+    assert_eq!((got, end), (total, Ending::Eof));
 }

@@ -34,6 +34,10 @@ OPTIONS:
     --workloads LIST    comma-separated: bulk,pingpong,connrate,refused,memory,slowreader,
                         tls,bandwidth [default: all]
     --buffer-size SIZE  buffer per direction for every proxy [default: 16KiB]
+    --pipe-size SIZE    pipe per direction of the splicing proxies: ringproxy --pipe-size
+                        (splice, auto), HAProxy tune.pipesize [default: 64KiB, the kernel's
+                        default and the Go proxy's fixed size]; --sweep keeps pipes at this
+                        size
     --workers N         ringproxy --workers N (when its --help lists the flag) and nginx
                         worker_processes N [default: 1]
     --cpus MODE         pinned: proxy on CPU 1, backend and load generator on CPU 0;
@@ -93,6 +97,8 @@ pub struct Options {
     pub workloads: Vec<&'static str>,
     /// Buffer bytes per direction for the main run.
     pub buffer_size: usize,
+    /// Pipe size of the splicing proxies in the main run (`--pipe-size`).
+    pub pipe_size: usize,
     /// `--workers` for ringproxy (used only when supported) and nginx's `worker_processes`.
     pub workers: usize,
     /// Pinning of proxy and harness.
@@ -175,6 +181,17 @@ pub fn parse() -> Result<Options, Option<String>> {
         })?,
         None => 16 * 1024,
     };
+    let pipe_size = match args
+        .opt_value_from_str::<_, String>("--pipe-size")
+        .map_err(|e| err("--pipe-size", e))?
+    {
+        Some(s) => parse_size(&s).filter(|&n| n >= 4096).ok_or_else(|| {
+            Some(format!(
+                "--pipe-size: expected e.g. 64k or 65536 (at least 4k), got {s:?}"
+            ))
+        })?,
+        None => 64 * 1024,
+    };
     let workers: usize = args
         .opt_value_from_str("--workers")
         .map_err(|e| err("--workers", e))?
@@ -217,6 +234,7 @@ pub fn parse() -> Result<Options, Option<String>> {
         baseline,
         workloads,
         buffer_size,
+        pipe_size,
         workers,
         cpus,
         mem_conns,

@@ -18,7 +18,7 @@ pub struct Haproxy {
 
 impl Haproxy {
     /// HAProxy's command line for `setup` on `listen`, after writing its configuration into
-    /// `dir`; with `splice`, both directions splice through pipes of `buffer` bytes
+    /// `dir`; with `splice`, both directions splice through pipes of that many bytes
     /// (`tune.pipesize`), as many pipes as the descriptors `fd_limit` leaves beside
     /// `max_conns` connections (HAProxy refuses to start when `maxconn` and its default
     /// `maxpipes`, a quarter of `maxconn`, need more descriptors than it may open).
@@ -30,14 +30,14 @@ impl Haproxy {
         setup: Setup,
         buffer: usize,
         limits: &Limits,
-        splice: bool,
+        splice: Option<usize>,
     ) -> Result<Command, String> {
-        let (tune, options) = if splice {
+        let (tune, options) = if let Some(pipe) = splice {
             let maxconn = limits.max_conns;
             let spare = (limits.fd_limit as usize).saturating_sub(2 * maxconn + 512) / 2;
             let maxpipes = spare.clamp(16, maxconn / 4);
             (
-                format!("\x20   tune.pipesize {buffer}\n\x20   maxpipes {maxpipes}\n"),
+                format!("\x20   tune.pipesize {pipe}\n\x20   maxpipes {maxpipes}\n"),
                 "\x20   option splice-request\n\x20   option splice-response\n",
             )
         } else {

@@ -323,7 +323,7 @@ impl Bench {
         if let Some(h) = &self.tools.haproxy {
             versions.push(format!(
                 "{} (mode tcp, nbthread 1, tune.bufsize = buffer; haproxy-splice adds option \
-                 splice-request, option splice-response, tune.pipesize = buffer)",
+                 splice-request, option splice-response, tune.pipesize = pipe size)",
                 h.version
             ));
         }
@@ -349,8 +349,11 @@ impl Bench {
             format!("command: `{command}`"),
             format!(
                 "buffer size: {} per direction (ringproxy --buffer-size, nginx proxy_buffer_size, \
-                 HAProxy tune.bufsize)",
-                format_size(self.opts.buffer_size)
+                 HAProxy tune.bufsize); pipe size of the splicing proxies: {} (ringproxy \
+                 --pipe-size for splice and auto, HAProxy tune.pipesize; the Go proxy's pipes \
+                 are the kernel's default 64 KiB)",
+                format_size(self.opts.buffer_size),
+                format_size(self.opts.pipe_size)
             ),
             format!("nproc: {nproc}; kernel {}", kernel.trim()),
             foreign,

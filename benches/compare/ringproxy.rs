@@ -95,6 +95,9 @@ impl Ringproxy {
         if let Some(engine) = flavour.engine {
             cmd.arg("--engine").arg(engine);
         }
+        if let Some(pipe) = flavour.pipe {
+            cmd.arg("--pipe-size").arg(pipe.to_string());
+        }
         if flavour.allow {
             cmd.args(["--allow", "127.0.0.0/8"]);
         }
@@ -111,15 +114,17 @@ impl Ringproxy {
     }
 }
 
-/// How this crate's binary is started beyond the setup: its engine (`None`: the default,
-/// so a baseline without `--engine` starts too) and whether it gets an allow list that
-/// every loopback client matches.
+/// How this crate's binary is started beyond the setup: its engine and pipe size (`None`:
+/// the defaults, so a baseline without `--engine` starts too) and whether it gets an allow
+/// list that every loopback client matches.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Flavour {
     /// `--engine` value.
     pub engine: Option<&'static str>,
     /// `--allow 127.0.0.0/8`.
     pub allow: bool,
+    /// `--pipe-size` value (with an engine that splices).
+    pub pipe: Option<usize>,
 }
 
 /// Two routes on `listen`: [`crate::tls::SNI_NAME`] to `a`, `*` to `fallback`.

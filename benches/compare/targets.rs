@@ -80,7 +80,11 @@ impl Kind {
             Kind::RingproxyAllow => (None, true),
             _ => return None,
         };
-        Some(Flavour { engine, allow })
+        Some(Flavour {
+            engine,
+            allow,
+            pipe: None,
+        })
     }
 }
 
@@ -185,12 +189,12 @@ impl Tools {
         }
     }
 
-    /// Starts proxy `kind` configured for `setup`, with `buffer` bytes per direction, and
-    /// waits until `probe` goes through.
+    /// Starts proxy `kind` configured for `setup`, with `buffer` bytes per direction (and
+    /// `pipe` bytes per pipe where it splices), and waits until `probe` goes through.
     pub fn start(
         &self,
         kind: Kind,
-        buffer: usize,
+        (buffer, pipe): (usize, usize),
         setup: Setup,
         probe: Probe,
     ) -> Result<Running, String> {
@@ -225,7 +229,7 @@ impl Tools {
                     setup,
                     buffer,
                     &limits,
-                    kind == Kind::HaproxySplice,
+                    (kind == Kind::HaproxySplice).then_some(pipe),
                 )?
             }
             Kind::Go => match setup {
@@ -237,7 +241,8 @@ impl Tools {
                 _ => return Err("go: only forwarding is measured".into()),
             },
             _ => {
-                let flavour = kind.flavour().ok_or_else(not_here)?;
+                let mut flavour = kind.flavour().ok_or_else(not_here)?;
+                flavour.pipe = flavour.engine.map(|_| pipe);
                 self.ringproxy
                     .command(&dir, listen, setup, buffer, self.max_conns, flavour)?
             }

@@ -117,7 +117,7 @@ impl Proxy {
                 peak_down: down.peak(),
                 stall_up: up.stalled_until(now),
                 stall_down: down.stalled_until(now),
-                buffer_size: route.settings.buffer_size,
+                buffer_size: route.settings.most_held(),
             });
         }
         if let Some(n) = filter.busiest {

@@ -55,7 +55,7 @@ impl Shares {
                 Arc::clone(&self.budget),
             ),
             pipes: PipePool::new(
-                settings.buffer_size,
+                settings.pipe_bytes(),
                 MAX_FREE_PIPES,
                 Arc::clone(&self.pipes),
             ),
@@ -139,7 +139,9 @@ impl RouteState {
             server.admin = crate::stats::AdminState::Ready;
         }
         self.balancer = Balancer::new(route.settings.balance, &self.pool, seed);
-        if route.settings.buffer_size != self.settings.buffer_size {
+        if route.settings.buffer_size != self.settings.buffer_size
+            || route.settings.pipe_bytes() != self.settings.pipe_bytes()
+        {
             self.buffers = shares.storage(&route.settings);
         }
         self.buffers.mode = route.settings.engine;
@@ -459,7 +461,7 @@ impl RouteState {
             s.buffer_size,
             Secs(s.connect_timeout),
             Secs(s.idle_timeout),
-            crate::engine::describe(s.engine, s.buffer_size),
+            crate::engine::describe(s.engine, s.pipe_bytes()),
         )
     }
 }

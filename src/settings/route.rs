@@ -72,6 +72,10 @@ crate::settings! {
         /// or a ring that becomes a pipe while the direction moves bulk.
         engine: EngineMode = EngineMode::Ring, Choice::new(), "ENGINE", Options,
             "ring (user space), splice (kernel pipes), auto (ring,\npipes for bulk directions)";
+        /// Capacity of each pipe of the `splice` and `auto` engines, in bytes, as the kernel
+        /// rounds it (HAProxy `tune.pipesize`); the route's `buffer_size` when unset.
+        pipe_size: Option<usize> = None, Optional(Size::new(1, MAX_BUFFER_SIZE), "buffer-size"),
+            "SIZE", Options, "bytes per pipe of the splice and auto engines";
         /// How long one upstream connect attempt may take (HAProxy `timeout connect`).
         connect_timeout: Duration = Duration::from_secs(5), Dur, "DUR", Options,
             "upstream connect timeout";
@@ -226,5 +230,22 @@ crate::settings! {
         /// PROXY header sent to this server (the route's `send_proxy` when unset).
         send_proxy: Option<Version> = None, Optional(Choice::new(), "the route's"), "V",
             Options, "PROXY header to this server";
+    }
+}
+
+impl RouteSettings {
+    /// Bytes each pipe of the route holds: `pipe_size`, or `buffer_size` when unset (before
+    /// the kernel rounds it).
+    pub fn pipe_bytes(&self) -> usize {
+        self.pipe_size.unwrap_or(self.buffer_size)
+    }
+
+    /// Bytes one direction may hold at most: its ring's size, or for an engine that splices
+    /// the larger of ring and pipe (a direction holds one at a time).
+    pub fn most_held(&self) -> usize {
+        match self.engine {
+            EngineMode::Ring => self.buffer_size,
+            EngineMode::Splice | EngineMode::Auto => self.buffer_size.max(self.pipe_bytes()),
+        }
     }
 }
