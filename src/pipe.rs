@@ -41,7 +41,6 @@ pub struct PipeEnds {
 pub struct Pipe {
     ends: Option<PipeEnds>,
     len: u32,
-    capacity: u32,
 }
 
 /// True when a splice stopped because splicing is impossible here (the socket type or the
@@ -66,7 +65,7 @@ impl Pipe {
 
     /// Bytes it may hold (0 without a pipe).
     pub fn capacity(&self) -> usize {
-        self.capacity as usize
+        self.ends.as_ref().map_or(0, |ends| ends.size as usize)
     }
 
     /// True when it has a pipe.
@@ -84,9 +83,10 @@ impl Pipe {
                 stop: Stop::Full,
             };
         };
+        let capacity = ends.size;
         let mut moved = 0;
         loop {
-            let room = (self.capacity - self.len) as usize;
+            let room = (capacity - self.len) as usize;
             if room == 0 {
                 return progress(moved, Stop::Full);
             }
@@ -165,7 +165,6 @@ impl Pipe {
     /// is none.
     fn detach(&mut self) -> Option<PipeEnds> {
         if self.len == 0 {
-            self.capacity = 0;
             self.ends.take()
         } else {
             None
@@ -250,7 +249,6 @@ impl PipePool {
             None => self.open()?,
         };
         pipe.len = 0;
-        pipe.capacity = ends.size;
         pipe.ends = Some(ends);
         Ok(())
     }
@@ -286,7 +284,6 @@ impl PipePool {
             self.count.give();
         }
         pipe.len = 0;
-        pipe.capacity = 0;
     }
 
     /// Pipes kept for reuse.
