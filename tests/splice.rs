@@ -50,7 +50,10 @@ fn the_tail_behind_small_segments_and_pauses_is_never_stuck() {
         for buffer in [4096, 16 * 1024] {
             let proxy = Settings::to(&[backend.addr])
                 .buffer_size(buffer)
-                .route(|s| s.engine = engine)
+                .route(|s| {
+                    s.engine = engine;
+                    s.pipe_size = Some(buffer);
+                })
                 .start();
             let mut client = connect(proxy.addr);
             client.shutdown(Shutdown::Write).unwrap();

@@ -17,6 +17,10 @@ use std::time::Duration;
 
 /// Largest accepted buffer size.
 pub const MAX_BUFFER_SIZE: usize = 256 * 1024 * 1024;
+/// The smallest pipe an unset `pipe_size` gives: the kernel's default pipe, which Go and
+/// HAProxy splice through. A smaller one holds no user-space memory and only costs more
+/// `splice` calls per byte (4× at 16 KiB).
+pub const MIN_DEFAULT_PIPE: usize = 64 * 1024;
 
 /// What a bandwidth setting takes: 1 byte to 1 TiB per second.
 const RATE: Size = Size::new(1, 1 << 40);
@@ -73,9 +77,11 @@ crate::settings! {
         engine: EngineMode = EngineMode::Ring, Choice::new(), "ENGINE", Options,
             "ring (user space), splice (kernel pipes), auto (ring,\npipes for bulk directions)";
         /// Capacity of each pipe of the `splice` and `auto` engines, in bytes, as the kernel
-        /// rounds it (HAProxy `tune.pipesize`); the route's `buffer_size` when unset.
-        pipe_size: Option<usize> = None, Optional(Size::new(1, MAX_BUFFER_SIZE), "buffer-size"),
-            "SIZE", Options, "bytes per pipe of the splice and auto engines";
+        /// rounds it (HAProxy `tune.pipesize`); when unset the route's `buffer_size`, but at
+        /// least [`MIN_DEFAULT_PIPE`].
+        pipe_size: Option<usize> = None,
+            Optional(Size::new(1, MAX_BUFFER_SIZE), "buffer-size, at least 64KiB"), "SIZE",
+            Options, "bytes per pipe of the splice and auto engines";
         /// How long one upstream connect attempt may take (HAProxy `timeout connect`).
         connect_timeout: Duration = Duration::from_secs(5), Dur, "DUR", Options,
             "upstream connect timeout";
@@ -234,10 +240,11 @@ crate::settings! {
 }
 
 impl RouteSettings {
-    /// Bytes each pipe of the route holds: `pipe_size`, or `buffer_size` when unset (before
-    /// the kernel rounds it).
+    /// Bytes each pipe of the route holds (before the kernel rounds it): `pipe_size`, or
+    /// when unset `buffer_size` but at least [`MIN_DEFAULT_PIPE`].
     pub fn pipe_bytes(&self) -> usize {
-        self.pipe_size.unwrap_or(self.buffer_size)
+        self.pipe_size
+            .unwrap_or(self.buffer_size.max(MIN_DEFAULT_PIPE))
     }
 
     /// Bytes one direction may hold at most: its ring's size, or for an engine that splices
