@@ -1,7 +1,7 @@
 //! The admin API through the built binary, on loopback: listing servers and connections
 //! (with filters), `drain` sending new clients elsewhere while an open connection keeps
 //! flowing, `maint` stopping checks, a state surviving a reload, shutdown and close ending
-//! connections with `ended=admin`, the `Origin` rule, GETs never changing anything, clear
+//! connections with `ended=admin`, the `Origin` and `Host` rules, GETs never changing anything, clear
 //! errors, the configuration rule for a non-loopback admin, and two workers answering as one.
 
 mod common;
@@ -293,6 +293,32 @@ fn an_origin_other_than_the_admin_itself_is_refused() {
     let own = format!("Origin: http://{}", admin.addr);
     let answer = http(admin.addr, "POST", &path, &[&own], "drain");
     assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[test]
+fn a_loopback_admin_answers_only_its_own_host_names() {
+    setup();
+    let a = named(b'a');
+    let admin = Admin::start("admin-host", &file("", &route("web", &[a.addr], "")), &[]);
+    let port = admin.addr.port();
+    // A page whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own name.
+    for host in [
+        format!("Host: rebound.example:{port}"),
+        "Host: rebound.example".to_string(),
+        format!("Host: 127.0.0.1:{}", port + 1),
+    ] {
+        let answer = http(admin.addr, "GET", "/servers", &[&host], "");
+        assert_eq!(answer.status, 403, "{host}: {}", answer.body);
+        assert!(answer.body.contains("Host"), "{}", answer.body);
+    }
+    for host in [
+        format!("Host: {}", admin.addr),
+        format!("Host: localhost:{port}"),
+        format!("Host: LOCALHOST:{port}"),
+    ] {
+        let answer = http(admin.addr, "GET", "/servers", &[&host], "");
+        assert_eq!(answer.status, 200, "{host}: {}", answer.body);
+    }
 }
 
 #[test]

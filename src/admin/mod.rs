@@ -13,7 +13,8 @@
 //! Security: only loopback clients are served unless `admin_allow` lists others (a
 //! non-loopback `admin` without it is a configuration error); a GET never changes anything;
 //! a request whose `Origin` is not the admin address itself is refused (403), so a web page
-//! elsewhere cannot drive the API through the operator's browser.
+//! elsewhere cannot drive the API through the operator's browser; on loopback a `Host` that
+//! is neither the address nor `localhost` is refused too (DNS rebinding).
 
 pub mod answer;
 pub mod endpoint;

@@ -34,6 +34,8 @@ pub struct Request {
     pub target: String,
     /// The value of every `Origin` header it carried (none for most non-browser clients).
     pub origins: Vec<String>,
+    /// The value of every `Host` header it carried.
+    pub hosts: Vec<String>,
     /// The body (`Content-Length` bytes; empty without one).
     pub body: Vec<u8>,
 }
@@ -78,11 +80,14 @@ pub fn parse(buf: &[u8]) -> Parse {
         return Parse::Bad("a request target that is not a path");
     };
     let mut origins = Vec::new();
+    let mut hosts = Vec::new();
     let mut length: Option<usize> = None;
     for header in head.headers.iter() {
         let value = String::from_utf8_lossy(header.value).trim().to_string();
         if header.name.eq_ignore_ascii_case("origin") {
             origins.push(value);
+        } else if header.name.eq_ignore_ascii_case("host") {
+            hosts.push(value);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             return Parse::Bad("a Transfer-Encoding (send Content-Length)");
         } else if header.name.eq_ignore_ascii_case("content-length") {
@@ -106,6 +111,7 @@ pub fn parse(buf: &[u8]) -> Parse {
         method,
         target: target.to_string(),
         origins,
+        hosts,
         body: body.to_vec(),
     })
 }

@@ -6,7 +6,8 @@
 //! A client that is neither loopback nor in `admin_allow` is closed at accept. A request
 //! with an `Origin` header that is not this admin address (`http://` and the address the
 //! client connected to) is answered 403 before its endpoint is looked at, so a page of
-//! another origin (or a sandboxed one, `Origin: null`) can change nothing.
+//! another origin (or a sandboxed one, `Origin: null`) can change nothing; on a loopback
+//! address so is one whose `Host` names neither it nor `localhost` ([`host_allowed`]).
 
 use super::answer::Workers;
 use super::endpoint::{self, Refusal};
@@ -60,6 +61,24 @@ pub(super) struct Server {
 pub fn allowed(ip: IpAddr, allow: &[IpNet]) -> bool {
     let ip = ip.to_canonical();
     ip.is_loopback() || allow.iter().any(|net| net.contains(&ip))
+}
+
+/// True when a `Host` header `host` may name the admin at `local`. On a loopback address
+/// only the address itself (`127.0.0.1:9101`, `[::1]:9101`, the port left out when it is
+/// 80) and `localhost` with the port: a web page whose own name was rebound to 127.0.0.1
+/// (DNS rebinding) sends that name and reads nothing. On any other address every name (the
+/// operator's DNS names; `admin_allow` bounds who may connect).
+pub fn host_allowed(host: &str, local: SocketAddr) -> bool {
+    if !local.ip().to_canonical().is_loopback() {
+        return true;
+    }
+    let host = host.to_ascii_lowercase();
+    let port = local.port();
+    [local.to_string(), format!("localhost:{port}")]
+        .iter()
+        .any(|name| {
+            *name == host || (port == 80 && Some(host.as_str()) == name.strip_suffix(":80"))
+        })
 }
 
 /// True when `origin` names the admin at `local` as a browser writes it (`http://IP:PORT`,
@@ -212,6 +231,14 @@ impl Conn {
 
 /// The answer to one complete request on a connection to `local`.
 fn respond(request: &request::Request, local: SocketAddr, workers: &Workers) -> Response {
+    if let Some(host) = request.hosts.iter().find(|h| !host_allowed(h, local)) {
+        let message = format!(
+            "Host {} does not name this admin (http://{local}, or localhost with its port): \
+             refused",
+            serde_json::Value::from(host.as_str())
+        );
+        return Response::refusal(&Refusal::new(403, message));
+    }
     if let Some(origin) = request.origins.iter().find(|o| !same_origin(o, local)) {
         let message = format!(
             "Origin {} is not this admin (http://{local}): refused",
@@ -267,5 +294,31 @@ mod tests {
         let port80: SocketAddr = "127.0.0.1:80".parse().unwrap();
         assert!(same_origin("http://127.0.0.1", port80));
         assert!(same_origin("http://127.0.0.1:80", port80));
+    }
+
+    #[test]
+    fn a_loopback_admin_takes_only_its_own_host_names() {
+        let local: SocketAddr = "127.0.0.1:9101".parse().unwrap();
+        for host in ["127.0.0.1:9101", "localhost:9101", "LocalHost:9101"] {
+            assert!(host_allowed(host, local), "{host}");
+        }
+        for host in [
+            "evil.example:9101",
+            "127.0.0.1:9102",
+            "127.0.0.1",
+            "localhost",
+            "",
+        ] {
+            assert!(!host_allowed(host, local), "{host}");
+        }
+        let v6: SocketAddr = "[::1]:9101".parse().unwrap();
+        assert!(host_allowed("[::1]:9101", v6) && !host_allowed("::1", v6));
+        let port80: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        assert!(host_allowed("127.0.0.1", port80) && host_allowed("localhost", port80));
+        let public: SocketAddr = "192.0.2.7:9101".parse().unwrap();
+        assert!(
+            host_allowed("proxy.example:9101", public),
+            "operators' names"
+        );
     }
 }

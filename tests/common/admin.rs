@@ -111,9 +111,16 @@ pub struct Answer {
 }
 
 /// One request to the admin at `addr`, answered and closed.
+/// One request to the admin at `addr` (with `Host: ADDR` unless `headers` name a host).
 pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str) -> Answer {
     let mut s = connect(addr);
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("host:"))
+    {
+        request += &format!("Host: {addr}\r\n");
+    }
     for header in headers {
         request += &format!("{header}\r\n");
     }
