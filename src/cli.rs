@@ -54,9 +54,36 @@ fn opt_string(
     .map_err(|_| UsageError::expected(flag, expected, None))
 }
 
+/// The flags that take a value and are not settings.
+const OTHER_VALUE_FLAGS: [&str; 6] = ["--listen", "--upstream", "--config", "-l", "-u", "-c"];
+
+/// `args` with every `FLAG=VALUE` of a flag that takes a value split into `FLAG` `VALUE`, so
+/// `--listen=127.0.0.1:8080` means `--listen 127.0.0.1:8080` (as in GNU tools). Anything
+/// else is left as it is: a switch given a value stays one unknown argument, named whole.
+fn split_equals(args: Vec<OsString>) -> Vec<OsString> {
+    let takes_value = |name: &str| {
+        OTHER_VALUE_FLAGS.contains(&name)
+            || RouteSettings::fields()
+                .iter()
+                .chain(Global::fields())
+                .any(|f| !f.switch && f.flag == name)
+    };
+    let mut out = Vec::with_capacity(args.len());
+    for arg in args {
+        match arg.to_str().and_then(|s| s.split_once('=')) {
+            Some((name, value)) if name.starts_with('-') && takes_value(name) => {
+                out.push(OsString::from(name));
+                out.push(OsString::from(value));
+            }
+            _ => out.push(arg),
+        }
+    }
+    out
+}
+
 /// Parses `args` (without the program name).
 pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
-    let mut args = pico_args::Arguments::from_vec(args);
+    let mut args = pico_args::Arguments::from_vec(split_equals(args));
     if args.contains(["-h", "--help"]) {
         return Ok(Command::Help);
     }

@@ -209,7 +209,7 @@ fn mutated(rng: &mut Rng, mut args: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         match rng.below(6) {
             0 if i < args.len() => drop(args.remove(i)),
             1 if i < args.len() => args.insert(rng.below(args.len()), args[i].clone()),
-            // `--flag=value` is not a form the command line takes.
+            // `--flag=value`, the same as `--flag value` for a flag that takes one.
             2 if i + 1 < args.len() => {
                 let next = args.remove(i + 1);
                 args[i].push(b'=');

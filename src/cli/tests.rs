@@ -40,6 +40,37 @@ fn minimal_command_line_uses_defaults() {
 }
 
 #[test]
+fn flag_equals_value_is_the_same_as_flag_space_value() {
+    let spaced = full_config(&[
+        "-l",
+        "127.0.0.1:8080",
+        "--upstream",
+        "127.0.0.1:8078,weight=2",
+        "--admin",
+        "127.0.0.1:9000",
+        "--buffer-size",
+        "32k",
+        "-v",
+    ]);
+    let joined = full_config(&[
+        "-l=127.0.0.1:8080",
+        "--upstream=127.0.0.1:8078,weight=2",
+        "--admin=127.0.0.1:9000",
+        "--buffer-size=32k",
+        "-v",
+    ]);
+    assert_eq!(joined, spaced);
+    // `-u=…,weight=…` holds an `h`: it is a value, not combined short flags with `-h`.
+    let c = config(&["-l=127.0.0.1:1", "-u=127.0.0.1:2,weight=3"]);
+    assert_eq!(c.upstreams.len(), 1);
+    assert_eq!(error_flag(&["-l=", "-u", "127.0.0.1:1"]), "--listen");
+    assert_eq!(
+        error_flag(&["-l", "127.0.0.1:1", "-u", "127.0.0.1:2", "--check=yes"]),
+        "--check=yes"
+    );
+}
+
+#[test]
 fn every_flag_is_read() {
     let c = config(&[
         "--listen",
