@@ -380,4 +380,8 @@ pub struct ConnFilter {
     pub older: Option<Duration>,
     /// Only the this many with the most bytes buffered now (the status page).
     pub busiest: Option<usize>,
+    /// Only those whose id is greater (a page after the last id of the one before).
+    pub after: Option<u64>,
+    /// At most this many, lowest ids first (a page).
+    pub limit: Option<usize>,
 }

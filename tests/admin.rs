@@ -296,6 +296,44 @@ fn an_origin_other_than_the_admin_itself_is_refused() {
 }
 
 #[test]
+fn connections_come_in_pages_in_id_order_across_workers() {
+    setup();
+    let a = named(b'a');
+    let admin = Admin::start(
+        "admin-pages",
+        &file("workers = 2", &route("web", &[a.addr], "")),
+        &[],
+    );
+    let web = listen_of(&admin, "web");
+    let clients: Vec<_> = (0..7).map(|_| client(web)).collect();
+    let all = admin.connections("");
+    assert_eq!(all.len(), 7, "{all:?}");
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let query = match after {
+            Some(id) => format!("?limit=3&after={id}"),
+            None => "?limit=3".to_string(),
+        };
+        let page = admin.connections(&query);
+        assert!(page.len() <= 3, "{page:?}");
+        let ids: Vec<u64> = page.iter().map(|c| c["id"].as_u64().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ascending: {ids:?}");
+        let Some(&last) = ids.last() else { break };
+        paged.extend(ids);
+        after = Some(last);
+    }
+    let mut every: Vec<u64> = all.iter().map(|c| c["id"].as_u64().unwrap()).collect();
+    every.sort_unstable();
+    assert_eq!(paged, every, "every connection once, in id order");
+    let filtered = admin.connections("?limit=1&route=web&older=1ms");
+    assert_eq!(filtered.len(), 1);
+    let answer = http(admin.addr, "GET", "/connections?limit=0", &[], "");
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    drop(clients);
+}
+
+#[test]
 fn a_loopback_admin_answers_only_its_own_host_names() {
     setup();
     let a = named(b'a');

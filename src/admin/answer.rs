@@ -79,7 +79,7 @@ impl Workers {
                     ..ConnFilter::default()
                 };
                 let replies = self.ask(all, |tx| Command::Connections(filter.clone(), tx))?;
-                let busiest = views::merge_connections(replies, filter.busiest);
+                let busiest = views::merge_connections(replies, &filter);
                 Ok(Response::html(page::render(&servers, &busiest)))
             }
             Endpoint::Servers => {
@@ -126,7 +126,7 @@ impl Workers {
             }
             Endpoint::Connections(filter) => {
                 let replies = self.ask(all, |tx| Command::Connections(filter.clone(), tx))?;
-                let conns = views::merge_connections(replies, filter.busiest);
+                let conns = views::merge_connections(replies, &filter);
                 let list: Vec<Value> = conns.iter().map(views::conn_json).collect();
                 Ok(Response::json(200, &Value::Array(list)))
             }

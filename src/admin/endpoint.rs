@@ -9,7 +9,7 @@
 //! | GET, HEAD | `/servers` | every server |
 //! | POST | `/servers/{route}/{server}/state` | set the state to the body's |
 //! | POST | `/servers/{route}/{server}/shutdown` | close the server's connections |
-//! | GET, HEAD | `/connections?route=&server=&older=` | open connections |
+//! | GET, HEAD | `/connections?route=&server=&older=&after=&limit=` | open connections |
 //! | POST | `/connections/{id}/close` | close one connection |
 //!
 //! A GET never changes anything: a mutation path answers 405 to it (and a read-only path
@@ -132,8 +132,17 @@ enum Shape {
     Change,
 }
 
-/// The `/connections` filter from its query: `route`, `server`, `older`, each at most once
-/// (an empty value is no condition); other keys are refused.
+/// Most connections one `/connections` page may ask for (`limit`).
+pub const MAX_PAGE: usize = 100_000;
+
+/// True for a non-empty run of ASCII digits.
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The `/connections` filter from its query: `route`, `server`, `older`, and the paging
+/// `after` (an id) and `limit` (1 to [`MAX_PAGE`]), each at most once (an empty value is no
+/// condition); other keys are refused.
 pub fn filter(query: &str) -> Result<ConnFilter, Refusal> {
     let mut filter = ConnFilter::default();
     let mut seen: Vec<String> = Vec::new();
@@ -164,11 +173,34 @@ pub fn filter(query: &str) -> Result<ConnFilter, Refusal> {
                 })?;
                 filter.older = Some(older);
             }
+            "after" => {
+                let after = value.parse().ok().filter(|_| is_digits(&value));
+                let after = after.ok_or_else(|| {
+                    Refusal::new(
+                        400,
+                        format!("after: expected a connection id, got {}", quoted(&value)),
+                    )
+                })?;
+                filter.after = Some(after);
+            }
+            "limit" => {
+                let limit = value.parse().ok().filter(|n| (1..=MAX_PAGE).contains(n));
+                let limit = limit.ok_or_else(|| {
+                    Refusal::new(
+                        400,
+                        format!(
+                            "limit: expected a number from 1 to {MAX_PAGE}, got {}",
+                            quoted(&value)
+                        ),
+                    )
+                })?;
+                filter.limit = Some(limit);
+            }
             _ => {
                 return Err(Refusal::new(
                     400,
                     format!(
-                        "unknown parameter {}: expected route, server or older",
+                        "unknown parameter {}: expected route, server, older, after or limit",
                         quoted(&key)
                     ),
                 ));
@@ -344,7 +376,12 @@ mod tests {
             "older=soon",
             "server=x",
             "route=a&route=b",
-            "limit=3",
+            "limit=0",
+            "limit=100001",
+            "limit=-1",
+            "after=+5",
+            "after=x",
+            "page=2",
             "route=%zz",
         ] {
             assert_eq!(filter(bad).unwrap_err().status, 400, "{bad}");
@@ -353,6 +390,8 @@ mod tests {
             panic!()
         };
         assert_eq!(f.older, Some(Duration::from_millis(500)));
+        let page = filter("after=1099511627776&limit=50").unwrap();
+        assert_eq!((page.after, page.limit), (Some(1 << 40), Some(50)));
     }
 
     #[test]

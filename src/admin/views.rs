@@ -8,7 +8,7 @@
 //! freshest. Connections are each worker's own and only concatenated (by worker, then in
 //! the worker's order), or, for the busiest, ranked by bytes buffered now.
 
-use crate::stats::{ConnView, ServerView};
+use crate::stats::{ConnFilter, ConnView, ServerView};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -37,10 +37,14 @@ pub fn merge_servers(workers: Vec<Vec<ServerView>>) -> Vec<ServerView> {
 
 /// Every worker's connections as one list; with `busiest`, only that many, the most bytes
 /// buffered first (ties by id).
-pub fn merge_connections(workers: Vec<Vec<ConnView>>, busiest: Option<usize>) -> Vec<ConnView> {
+pub fn merge_connections(workers: Vec<Vec<ConnView>>, filter: &ConnFilter) -> Vec<ConnView> {
     let mut all: Vec<ConnView> = workers.into_iter().flatten().collect();
-    if let Some(n) = busiest {
+    if let Some(n) = filter.busiest {
         all.sort_by_key(|c| (std::cmp::Reverse(c.buffered()), c.id));
+        all.truncate(n);
+    }
+    if let Some(n) = filter.limit {
+        all.sort_by_key(|c| c.id);
         all.truncate(n);
     }
     all

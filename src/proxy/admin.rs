@@ -11,9 +11,11 @@ use super::control::{Missing, ServerRef};
 use super::health::Health;
 use super::routes::RouteState;
 use crate::buffer::Buffer;
+use crate::conn::Conn;
 use crate::display::Secs;
+use crate::engine::Engine;
 use crate::error::CloseReason;
-use crate::pair::Phase;
+use crate::pair::{Pair, Phase};
 use crate::stats::{
     AdminState, ConnFilter, ConnView, ServerHealth, ServerView, conn_id, split_conn_id,
 };
@@ -80,51 +82,63 @@ impl Proxy {
     }
 
     /// The open connections of this loop that pass `filter`; with `busiest`, only that many,
-    /// most bytes buffered first.
+    /// most bytes buffered first; with `limit`, only that many, lowest ids first (the views
+    /// of the others are never built).
     pub(super) fn admin_connections(&self, filter: &ConnFilter, now: Instant) -> Vec<ConnView> {
-        let mut out: Vec<ConnView> = Vec::new();
-        for (_, pair) in &self.pairs {
+        let wanted = |pair: &Pair<Conn, Engine>| {
             let route = &self.routes[pair.route()];
-            let upstream = pair.server().map(|id| route.pool.addr(id));
-            let age = now.saturating_duration_since(pair.started());
-            let wanted = filter.route.as_ref().is_none_or(|name| *name == route.name)
-                && filter
-                    .server
-                    .as_ref()
-                    .is_none_or(|addr| upstream == Some(addr))
-                && filter.older.is_none_or(|older| age >= older);
-            if !wanted {
-                continue;
-            }
-            let (up, down) = (pair.to_upstream(), pair.to_client());
-            out.push(ConnView {
-                id: conn_id(self.worker, pair.id()),
-                worker: self.worker,
-                route: route.name.clone(),
-                client: pair.client_addr(),
-                upstream: upstream.cloned(),
-                age,
-                phase: match pair.phase() {
-                    Phase::Preread => "preread",
-                    Phase::Connecting { .. } => "connecting",
-                    Phase::Streaming => "streaming",
-                },
-                up: up.delivered(),
-                down: down.delivered(),
-                fill_up: up.buffer().len(),
-                fill_down: down.buffer().len(),
-                peak_up: up.peak(),
-                peak_down: down.peak(),
-                stall_up: up.stalled_until(now),
-                stall_down: down.stalled_until(now),
-                buffer_size: route.settings.most_held(),
-            });
+            filter.route.as_ref().is_none_or(|name| *name == route.name)
+                && (filter.server.as_ref())
+                    .is_none_or(|addr| pair.server().map(|id| route.pool.addr(id)) == Some(addr))
+                && (filter.older)
+                    .is_none_or(|older| now.saturating_duration_since(pair.started()) >= older)
+        };
+        let mut keys: Vec<(u64, usize)> = (self.pairs.iter())
+            .map(|(key, pair)| (conn_id(self.worker, pair.id()), key, pair))
+            .filter(|&(id, _, pair)| filter.after.is_none_or(|after| id > after) && wanted(pair))
+            .map(|(id, key, _)| (id, key))
+            .collect();
+        if let Some(n) = filter.limit.filter(|&n| n < keys.len()) {
+            keys.select_nth_unstable(n);
+            keys.truncate(n);
         }
+        keys.sort_unstable();
+        let mut out: Vec<ConnView> = (keys.into_iter())
+            .map(|(id, key)| self.conn_view(id, &self.pairs[key], now))
+            .collect();
         if let Some(n) = filter.busiest {
             out.sort_by_key(|c| std::cmp::Reverse(c.buffered()));
             out.truncate(n);
         }
         out
+    }
+
+    /// The admin's view of one open pair with process-wide id `id`.
+    fn conn_view(&self, id: u64, pair: &Pair<Conn, Engine>, now: Instant) -> ConnView {
+        let route = &self.routes[pair.route()];
+        let (up, down) = (pair.to_upstream(), pair.to_client());
+        ConnView {
+            id,
+            worker: self.worker,
+            route: route.name.clone(),
+            client: pair.client_addr(),
+            upstream: pair.server().map(|id| route.pool.addr(id).clone()),
+            age: now.saturating_duration_since(pair.started()),
+            phase: match pair.phase() {
+                Phase::Preread => "preread",
+                Phase::Connecting { .. } => "connecting",
+                Phase::Streaming => "streaming",
+            },
+            up: up.delivered(),
+            down: down.delivered(),
+            fill_up: up.buffer().len(),
+            fill_down: down.buffer().len(),
+            peak_up: up.peak(),
+            peak_down: down.peak(),
+            stall_up: up.stalled_until(now),
+            stall_down: down.stalled_until(now),
+            buffer_size: route.settings.most_held(),
+        }
     }
 
     /// Closes the connection with process-wide id `id` if this loop carries it.
