@@ -2,17 +2,18 @@
 //! `splice(2)`, so the bytes never enter user space.
 //!
 //! A [`Pipe`] counts the bytes it holds itself (the kernel does not say), and is full at its
-//! byte capacity — the effective pipe size: the route's `pipe_size` (its `buffer_size` when
-//! unset) as the kernel rounds it (up to whole pages, a power of two of them: 10000 bytes
-//! become 16384), kept with each pipe.
+//! byte capacity — the effective pipe size: the route's `pipe_size` (see
+//! [`RouteSettings::pipe_bytes`](crate::settings::RouteSettings::pipe_bytes)) as the kernel
+//! rounds it (up to whole pages, a power of two of them: 10000 bytes become 16384), or what
+//! the kernel left it at when it refused that size; kept with each pipe.
 //! The pitfall every splicing proxy meets: a pipe has a fixed number of page slots, so small
 //! segments can fill it long before its byte capacity, and a splice into it then fails with
 //! `EAGAIN` although the socket still has data. [`Pipe::fill`] therefore reports `EAGAIN`
 //! as [`Stop::WouldBlock`] (the socket is empty) only when the pipe is empty; otherwise as
 //! [`Stop::Full`], which keeps the source's readiness, so reading resumes as soon as the
 //! pipe drains. A short splice into the pipe stops a fill the same way: the call after it
-//! would only fail with `EAGAIN` (one splice fewer per short read). `SPLICE_F_NONBLOCK` makes only the pipe non-blocking; the sockets are
-//! non-blocking themselves.
+//! would only fail with `EAGAIN` (one splice fewer per short read). `SPLICE_F_NONBLOCK`
+//! makes only the pipe non-blocking; the sockets are non-blocking themselves.
 //!
 //! [`PipePool`] keeps empty pipes for reuse and creates new ones within a per-loop count
 //! ([`PipeCount`], two descriptors each); a pipe that still holds data is closed, never
