@@ -170,28 +170,8 @@ pub fn parse() -> Result<Options, Option<String>> {
         Some(list) => parse_workloads(&list)?,
         None => WORKLOAD_GROUPS.to_vec(),
     };
-    let buffer_size = match args
-        .opt_value_from_str::<_, String>("--buffer-size")
-        .map_err(|e| err("--buffer-size", e))?
-    {
-        Some(s) => parse_size(&s).filter(|&n| n >= 1024).ok_or_else(|| {
-            Some(format!(
-                "--buffer-size: expected e.g. 16k or 65536 (at least 1k), got {s:?}"
-            ))
-        })?,
-        None => 16 * 1024,
-    };
-    let pipe_size = match args
-        .opt_value_from_str::<_, String>("--pipe-size")
-        .map_err(|e| err("--pipe-size", e))?
-    {
-        Some(s) => parse_size(&s).filter(|&n| n >= 4096).ok_or_else(|| {
-            Some(format!(
-                "--pipe-size: expected e.g. 64k or 65536 (at least 4k), got {s:?}"
-            ))
-        })?,
-        None => 64 * 1024,
-    };
+    let buffer_size = size_option(&mut args, "--buffer-size", "16k", 1024)?.unwrap_or(16 * 1024);
+    let pipe_size = size_option(&mut args, "--pipe-size", "64k", 4096)?.unwrap_or(64 * 1024);
     let workers: usize = args
         .opt_value_from_str("--workers")
         .map_err(|e| err("--workers", e))?
@@ -308,6 +288,28 @@ fn parse_workloads(list: &str) -> Result<Vec<&'static str>, Option<String>> {
 }
 
 /// Parses a byte size such as `16384`, `16k`, `16KiB` or `1m` (multiples of 1024).
+/// The size given to option `name`, at least `min` bytes (`example` shows one in the error).
+fn size_option(
+    args: &mut pico_args::Arguments,
+    name: &'static str,
+    example: &str,
+    min: usize,
+) -> Result<Option<usize>, Option<String>> {
+    let value: Option<String> = args
+        .opt_value_from_str(name)
+        .map_err(|e| Some(format!("{name}: {e} (see --help)")))?;
+    let Some(s) = value else {
+        return Ok(None);
+    };
+    let size = parse_size(&s).filter(|&n| n >= min).ok_or_else(|| {
+        Some(format!(
+            "{name}: expected e.g. {example} or 65536 (at least {}k), got {s:?}",
+            min / 1024
+        ))
+    })?;
+    Ok(Some(size))
+}
+
 pub fn parse_size(s: &str) -> Option<usize> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
