@@ -132,7 +132,7 @@ pub fn run(
             SIGHUP if stopping => info!("SIGHUP while draining: not reloading"),
             SIGHUP => {
                 notifier.notify(&Message::new().reloading(systemd::monotonic_now()));
-                let result = reload(&handles, file.as_ref(), &discovery);
+                let result = reload(&handles, file.as_ref(), &discovery, admin.as_ref());
                 if let Some(shared) = &shared {
                     shared.record_reload(result.is_ok());
                 }
@@ -212,17 +212,20 @@ fn send_all(handles: &[Handle], command: impl Fn(&Handle) -> io::Result<()>) {
 
 /// Re-reads the configuration file, resolves its names (here, off the loops; every name
 /// followed in DNS is asked again), sends it to every worker and adds up their answers; a
-/// file that does not parse, validate or resolve changes nothing.
+/// file that does not parse, validate or resolve changes nothing. Once every worker took it,
+/// its `admin_allow` replaces the admin's (`admin` itself is read at start).
 fn reload(
     handles: &[Handle],
     file: Option<&PathBuf>,
     discovery: &Mutex<Discovery>,
+    admin: Option<&crate::admin::Running>,
 ) -> Result<Reloaded, String> {
     let path = file.ok_or("no configuration file (--config) to reload")?;
     let config = file::load(path).map_err(|e| e.to_string())?;
     for warning in config.warnings() {
         warn!("SIGHUP: {warning}");
     }
+    let allow = config.global.admin_allow.clone();
     let config = discovery
         .lock()
         .map_err(|_| "the discovery state is poisoned")?
@@ -241,7 +244,13 @@ fn reload(
             answer.and_then(|rx| rx.recv_timeout(left).ok())
         })
         .collect();
-    proxy::combine(answers)
+    let reloaded = proxy::combine(answers)?;
+    if let Some(admin) = admin
+        && admin.set_allow(allow)
+    {
+        info!("admin_allow: the new list applies to the next admin client");
+    }
+    Ok(reloaded)
 }
 
 /// Why running the workers failed.

@@ -7,9 +7,11 @@
 mod common;
 
 use common::admin::*;
+use common::netns::{FRONT_IP, Lab};
 use common::peers::TempDir;
 use common::*;
 use serde_json::Value;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -404,6 +406,49 @@ fn a_get_changes_nothing_and_mistakes_get_clear_errors() {
         http(admin.addr, "GET", "/connections?older=soon", &[], "").status,
         400
     );
+}
+
+/// What a GET of `/servers` at `addr` reads before the admin closes: empty when the client
+/// was closed at accept.
+fn read_servers(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let request = format!("GET /servers HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let _ = s.write_all(request.as_bytes());
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn a_reload_replaces_admin_allow() {
+    setup();
+    // The admin on the front namespace's address, a client from the back namespace's
+    // 192.0.2.2: not loopback, so admin_allow alone decides.
+    let Some(lab) = Lab::new() else { return };
+    let routes = route("web", &["127.0.0.1:1".parse().unwrap()], "");
+    let text =
+        |allow: &str| format!("admin = \"{FRONT_IP}:0\"\nadmin_allow = [\"{allow}\"]\n{routes}");
+    let admin = lab
+        .front
+        .run(|| Admin::start("admin-allow", &text("198.51.100.0/24"), &[]));
+    let addr = admin.addr;
+    let ask = || lab.back.run(move || read_servers(addr));
+    assert_eq!(ask(), "", "outside admin_allow: closed at accept");
+    admin.reload(&text("192.0.2.0/24"));
+    let answer = ask();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        admin
+            .proxy
+            .log()
+            .iter()
+            .any(|l| l.contains("admin_allow: the new list")),
+        "{:?}",
+        admin.proxy.log()
+    );
+    admin.reload(&text("198.51.100.0/24"));
+    assert_eq!(ask(), "", "taken out again");
 }
 
 #[test]

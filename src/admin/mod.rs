@@ -34,8 +34,8 @@ use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 /// The admin, bound and not yet serving.
@@ -76,6 +76,7 @@ impl Admin {
     pub fn spawn(self, handles: Vec<Handle>) -> io::Result<Running> {
         let waker = Arc::clone(&self.server.waker);
         let stop = Arc::clone(&self.server.stop);
+        let allow = Arc::clone(&self.server.allow);
         let server = self.server;
         let thread = thread::Builder::new()
             .name("admin".into())
@@ -83,6 +84,7 @@ impl Admin {
         Ok(Running {
             waker,
             stop,
+            allow,
             thread,
         })
     }
@@ -92,10 +94,23 @@ impl Admin {
 pub struct Running {
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
+    allow: Arc<Mutex<Vec<IpNet>>>,
     thread: JoinHandle<()>,
 }
 
 impl Running {
+    /// Takes `allow` as `admin_allow` from the next accepted client on (a reload); true when
+    /// it differs from the list before.
+    pub fn set_allow(&self, allow: Vec<IpNet>) -> bool {
+        let mut now = self
+            .allow
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let changed = *now != allow;
+        *now = allow;
+        changed
+    }
+
     /// Stops serving (connections in progress are closed) and waits for the thread.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Release);

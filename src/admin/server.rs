@@ -21,8 +21,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most admin connections at once; more are closed at accept.
@@ -50,7 +50,8 @@ struct Conn {
 pub(super) struct Server {
     pub poll: Poll,
     pub listener: TcpListener,
-    pub allow: Vec<IpNet>,
+    /// `admin_allow`, replaced by a reload ([`super::Running::set_allow`]).
+    pub allow: Arc<Mutex<Vec<IpNet>>>,
     pub waker: Arc<Waker>,
     pub stop: Arc<AtomicBool>,
     conns: Slab<Conn>,
@@ -95,7 +96,7 @@ impl Server {
         Ok(Server {
             poll,
             listener,
-            allow,
+            allow: Arc::new(Mutex::new(allow)),
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             conns: Slab::new(),
@@ -137,7 +138,11 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
-            if !allowed(peer.ip(), &self.allow) {
+            let allow = self
+                .allow
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !allowed(peer.ip(), &allow) {
                 debug!("admin: {peer} is not loopback nor in admin_allow: closed");
                 continue;
             }

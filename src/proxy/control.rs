@@ -283,10 +283,8 @@ impl Proxy {
                 self.global.workers, valid.global.workers
             );
         }
-        let admin_changed = (valid.global.admin, &valid.global.admin_allow)
-            != (self.global.admin, &self.global.admin_allow);
-        if admin_changed && self.worker == 0 {
-            info!("admin, admin_allow: the change takes effect at the next start");
+        if valid.global.admin != self.global.admin && self.worker == 0 {
+            info!("admin: a new address takes effect at the next start");
         }
         let mut global = valid.global.clone();
         global.workers = self.global.workers;

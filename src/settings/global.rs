@@ -57,7 +57,7 @@ crate::settings! {
         admin: Option<SocketAddr> = None, Optional(Addr, "off"), "ADDR", Operating,
             "serve the admin API and status page on http://ADDR/";
         /// Networks besides loopback whose clients the admin serves; required when `admin`
-        /// is not a loopback address. Read at start only.
+        /// is not a loopback address. A reload replaces it (for clients accepted after).
         admin_allow: Vec<ipnet::IpNet> = Vec::new(), List(Cidr), "CIDR", Operating,
             "also serve the admin to clients in CIDR (repeatable)";
         /// DNS resolvers for upstream names, tried in order (the next after 1 s without an
