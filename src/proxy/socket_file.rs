@@ -127,27 +127,37 @@ fn lookup_owner(owner: &str) -> io::Result<(Option<u32>, Option<u32>)> {
         Some((user, group)) => (Some(user).filter(|u| !u.is_empty()), Some(group)),
         None => (Some(owner), None),
     };
-    let uid = match user {
-        None => None,
-        Some(u) => Some(match u.parse() {
-            Ok(id) => id,
-            Err(_) => User::from_name(u)
-                .map_err(io::Error::from)?
-                .ok_or_else(|| unknown("user", u))?
-                .uid
-                .as_raw(),
-        }),
-    };
-    let gid = match group {
-        None => None,
-        Some(g) => Some(match g.parse() {
-            Ok(id) => id,
-            Err(_) => Group::from_name(g)
-                .map_err(io::Error::from)?
-                .ok_or_else(|| unknown("group", g))?
-                .gid
-                .as_raw(),
-        }),
-    };
+    // A number is an id; anything else a name to look up.
+    let uid = user
+        .map(|u| match u.parse() {
+            Ok(id) => Ok(id),
+            Err(_) => (User::from_name(u)?.map(|user| user.uid.as_raw()))
+                .ok_or_else(|| unknown("user", u)),
+        })
+        .transpose()?;
+    let gid = group
+        .map(|g| match g.parse() {
+            Ok(id) => Ok(id),
+            Err(_) => (Group::from_name(g)?.map(|group| group.gid.as_raw()))
+                .ok_or_else(|| unknown("group", g)),
+        })
+        .transpose()?;
     Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lookup_owner;
+
+    #[test]
+    fn owners_are_names_or_ids_and_a_part_may_be_left_out() {
+        assert_eq!(lookup_owner("root").unwrap(), (Some(0), None));
+        assert_eq!(lookup_owner("root:root").unwrap(), (Some(0), Some(0)));
+        assert_eq!(lookup_owner(":root").unwrap(), (None, Some(0)));
+        assert_eq!(lookup_owner("1234:5678").unwrap(), (Some(1234), Some(5678)));
+        for unknown in ["no-such-user-here", "root:no-such-group-here"] {
+            let e = lookup_owner(unknown).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{unknown}: {e}");
+        }
+    }
 }
