@@ -145,18 +145,20 @@ impl Bench {
         ];
         let t = table(r, &Metric::ACCESS, &access, &ratios, buffer);
         let per = |m: Metric, k: Kind| r.median(m, k, buffer);
-        let after = access
-            .iter()
-            .filter(|&&k| per(Metric::RefusedRate, k).is_some())
-            .map(|&k| {
-                format!(
-                    "{}: refused ÷ accepted-and-proxied connections per second {}, CPU per refused ÷ per accepted connection {}",
-                    k.name(),
-                    format_ratio(per(Metric::RefusedRate, k), per(Metric::ConnRate, k)),
-                    format_ratio(per(Metric::RefusedCpu, k), per(Metric::ConnCpu, k)),
-                )
-            })
-            .collect();
+        let after = ratio_lines(
+            &access,
+            per,
+            (
+                "refused ÷ accepted-and-proxied connections per second",
+                Metric::RefusedRate,
+                Metric::ConnRate,
+            ),
+            (
+                "CPU per refused ÷ per accepted connection",
+                Metric::RefusedCpu,
+                Metric::ConnCpu,
+            ),
+        );
         section(
             "Refused connections (deny) against accepted and proxied ones",
             t,
@@ -182,18 +184,16 @@ impl Bench {
             (Ringproxy, Direct),
         ];
         let t = table(r, &Metric::TLS, &tls, &ratios, buffer);
-        let after = tls
-            .iter()
-            .filter(|&&k| per(Metric::SniRate, k).is_some())
-            .map(|&k| {
-                format!(
-                    "{}: SNI ÷ plain route, setups per second {}, proxy CPU per connection {}",
-                    k.name(),
-                    format_ratio(per(Metric::SniRate, k), per(Metric::TlsRate, k)),
-                    format_ratio(per(Metric::SniCpu, k), per(Metric::TlsCpu, k)),
-                )
-            })
-            .collect();
+        let after = ratio_lines(
+            &tls,
+            per,
+            (
+                "SNI ÷ plain route, setups per second",
+                Metric::SniRate,
+                Metric::TlsRate,
+            ),
+            ("proxy CPU per connection", Metric::SniCpu, Metric::TlsCpu),
+        );
         section(
             "TLS connection setups: SNI route against plain route (nginx ssl_preread + map, HAProxy req.ssl_sni)",
             t,
@@ -392,4 +392,28 @@ impl Bench {
             ),
         ]
     }
+}
+
+/// One line per proxy of `kinds` that has the first figure of `a`: `NAME: WHAT ratio, WHAT
+/// ratio`, each ratio the first metric's median ÷ the second's.
+fn ratio_lines(
+    kinds: &[Kind],
+    per: impl Fn(Metric, Kind) -> Option<f64>,
+    a: (&str, Metric, Metric),
+    b: (&str, Metric, Metric),
+) -> Vec<String> {
+    kinds
+        .iter()
+        .filter(|&&k| per(a.1, k).is_some())
+        .map(|&k| {
+            format!(
+                "{}: {} {}, {} {}",
+                k.name(),
+                a.0,
+                format_ratio(per(a.1, k), per(a.2, k)),
+                b.0,
+                format_ratio(per(b.1, k), per(b.2, k)),
+            )
+        })
+        .collect()
 }
