@@ -54,7 +54,8 @@ fn opt_string(
     .map_err(|_| UsageError::expected(flag, expected, None))
 }
 
-/// The flags that take a value and are not settings.
+/// The flags that take a value and are not settings (with [`OTHER_SWITCHES`], every flag
+/// that is not a setting's).
 const OTHER_VALUE_FLAGS: [&str; 6] = ["--listen", "--upstream", "--config", "-l", "-u", "-c"];
 
 /// `args` with every `FLAG=VALUE` of a flag that takes a value split into `FLAG` `VALUE`, so
@@ -132,20 +133,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
     })
 }
 
-/// The flags that are not settings.
-const OTHER_FLAGS: [&str; 11] = [
-    "--listen",
-    "--upstream",
-    "--config",
-    "--check",
-    "--verbose",
-    "--quiet",
-    "--help",
-    "--version",
-    "-l",
-    "-u",
-    "-c",
-];
+/// The switches that are not settings.
+const OTHER_SWITCHES: [&str; 5] = ["--check", "--verbose", "--quiet", "--help", "--version"];
 
 /// The single-route configuration: `--listen`, `--upstream` and every setting's flag. An
 /// unknown flag is named (with the closest known one), before a missing required flag.
@@ -198,8 +187,7 @@ fn required(flag: &str, expected: &str) -> UsageError {
 /// when one is close (a typo, or a prefix).
 fn unknown(arg: &str) -> UsageError {
     let name = arg.split('=').next().unwrap_or(arg);
-    let known = OTHER_FLAGS
-        .iter()
+    let known = (OTHER_VALUE_FLAGS.iter().chain(&OTHER_SWITCHES))
         .copied()
         .chain(RouteSettings::fields().iter().map(|f| f.flag))
         .chain(Global::fields().iter().map(|f| f.flag));
