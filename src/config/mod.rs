@@ -325,11 +325,7 @@ fn check_unix_route(i: usize, route: &Route) -> Result<(), ConfigError> {
         ),
     ];
     let unix_only = route.listen.is_empty() && !s.accept_proxy;
-    if let Some((key, _)) = needs_address
-        .iter()
-        .find(|(_, set)| *set)
-        .filter(|_| unix_only)
-    {
+    if unix_only && let Some((key, _)) = needs_address.iter().find(|(_, set)| *set) {
         return Err(ConfigError::new(
             Location::Setting(i, key),
             Problem::NeedsClientAddress,
